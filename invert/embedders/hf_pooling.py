@@ -1,0 +1,71 @@
+"""Any Hugging Face encoder with mean or CLS pooling, as an :class:`Embedder`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer
+
+from invert.embedders.base import Embedder
+from invert.env import require_hub
+from invert.errors import InvertError
+
+POOLINGS = ("mean", "cls")
+
+
+class HFPoolingEmbedder(Embedder):
+    """Encodes with ``AutoModel`` and pools the last hidden state.
+
+    Args:
+        model: Local folder or hub id of an encoder (BERT, RoBERTa, T5-encoder, ...).
+        pooling: ``mean`` over non-padding tokens (as sentence-transformers) or ``cls``.
+        max_length: Truncate inputs to this many tokens.
+        normalize: L2-normalize the pooled vectors.
+        device: Torch device; ``None`` picks CUDA when available.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        pooling: str = "mean",
+        max_length: int = 128,
+        normalize: bool = False,
+        device: str | None = None,
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise InvertError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        local = Path(model).expanduser()
+        if not local.exists():
+            require_hub(model, "HF encoder", "minilm")
+        path = str(local) if local.exists() else model
+        self.name = local.name if local.exists() else model
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).to(self.device).eval()
+        self.pooling, self.max_length, self.normalize = pooling, max_length, normalize
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
+        chunks = []
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc=f"embedding ({self.name})", disable=not show_progress):
+            batch = self.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**batch).last_hidden_state
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            if self.normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            chunks.append(pooled.float().cpu())
+        return torch.cat(chunks)

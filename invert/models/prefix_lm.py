@@ -1,0 +1,166 @@
+"""Prefix-LM inverter (GEIA-style, arXiv 2305.03010): embedding → k prefix vectors → causal LM.
+
+The LM is pretrained (offline: the packaged SmolLM2-135M) and tuned in one of three regimes:
+``lora`` (default: LoRA adapters through peft plus the projection), ``full`` (everything), or
+``prefix`` (LM frozen; only the projection that makes the prefix learns).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+
+from invert.errors import InvertError
+from invert.models.base import InverterMixin
+from invert.models.projection import EmbeddingProjection
+
+TUNINGS = ("lora", "full", "prefix")
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class PrefixLMInverterConfig(PretrainedConfig):
+    """Config of a :class:`PrefixLMInverter`; records the embedder it inverts.
+
+    Args:
+        embedder_name: Name of the embedder whose vectors this model inverts.
+        embedder_dim: Their dimension.
+        lm_config: The causal LM's config as a dict (``model_type`` included).
+        lm_name_or_path: Where the LM's pretrained weights came from (provenance only).
+        num_prefix_tokens: k, the number of prefix vectors.
+        projection_hidden_dim: Hidden width of the embedding → prefix MLP.
+        projection_dropout: Dropout inside that MLP.
+        prefix_scale: Initial gain of the prefix LayerNorm (the LM's token-embedding RMS).
+        tuning: ``lora``, ``full`` or ``prefix``.
+        lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings.
+        max_text_tokens: Target length in tokens used in training (generation default).
+    """
+
+    model_type = "invert_prefix_lm"
+
+    def __init__(
+        self,
+        embedder_name: str = "",
+        embedder_dim: int = 384,
+        lm_config: dict[str, Any] | None = None,
+        lm_name_or_path: str = "",
+        num_prefix_tokens: int = 8,
+        projection_hidden_dim: int = 1536,
+        projection_dropout: float = 0.0,
+        prefix_scale: float = 1.0,
+        tuning: str = "lora",
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.0,
+        lora_target_modules: list[str] | tuple[str, ...] = DEFAULT_LORA_TARGETS,
+        max_text_tokens: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        if tuning not in TUNINGS:
+            raise InvertError(f"tuning must be one of {TUNINGS}, got {tuning!r}")
+        self.embedder_name, self.embedder_dim = embedder_name, embedder_dim
+        self.lm_config, self.lm_name_or_path = lm_config or {}, lm_name_or_path
+        self.num_prefix_tokens, self.projection_hidden_dim = num_prefix_tokens, projection_hidden_dim
+        self.projection_dropout, self.prefix_scale = projection_dropout, prefix_scale
+        self.tuning, self.lora_r, self.lora_alpha = tuning, lora_r, lora_alpha
+        self.lora_dropout, self.lora_target_modules = lora_dropout, list(lora_target_modules)
+        self.max_text_tokens = max_text_tokens
+        super().__init__(**kwargs)
+
+
+class PrefixLMInverter(InverterMixin, PreTrainedModel):
+    """Embedding → prefix vectors → causal LM → text."""
+
+    config_class = PrefixLMInverterConfig
+    base_model_prefix = "inverter"
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: PrefixLMInverterConfig, lm: PreTrainedModel | None = None) -> None:
+        """Builds the model from ``config``; ``lm``, when given, supplies pretrained weights."""
+        super().__init__(config)
+        # post_init() below re-initializes every submodule, so keep a copy of given weights.
+        pretrained_state = {k: v.detach().clone() for k, v in lm.state_dict().items()} if lm else None
+        # Untied output embeddings: LoRA/prefix regimes freeze the LM head anyway, and a tied
+        # head would make saving depend on transformers' tying rules for nested models.
+        config.lm_config = {**config.lm_config, "tie_word_embeddings": False}
+        self.lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config.lm_config))
+        d_model = self.lm.get_input_embeddings().embedding_dim
+        self.projection = EmbeddingProjection(
+            config.embedder_dim,
+            d_model,
+            config.num_prefix_tokens,
+            config.projection_hidden_dim,
+            config.projection_dropout,
+            config.prefix_scale,
+        )
+        self.post_init()
+        if pretrained_state is not None:
+            self.lm.load_state_dict(pretrained_state)
+        if config.tuning == "lora":
+            from peft import LoraConfig, inject_adapter_in_model
+
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=list(config.lora_target_modules),
+            )
+            self.lm = inject_adapter_in_model(lora, self.lm)
+        self.set_trainable_parameters()
+
+    @classmethod
+    def from_pretrained_lm(
+        cls, lm: PreTrainedModel, lm_name_or_path: str, **config_kwargs: Any
+    ) -> PrefixLMInverter:
+        """Wraps a pretrained causal LM, keeping its weights (the start of training)."""
+        token_rms = lm.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt().item()
+        config_kwargs.setdefault("prefix_scale", token_rms)
+        config = PrefixLMInverterConfig(
+            lm_config=lm.config.to_dict(), lm_name_or_path=lm_name_or_path, **config_kwargs
+        )
+        return cls(config, lm=lm)
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        # The LM initializes itself; only freshly created projection layers land here.
+        if isinstance(module, torch.nn.Linear) and module.weight.device.type != "meta":
+            torch.nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+
+    def set_trainable_parameters(self) -> None:
+        """Freezes what the tuning regime keeps fixed."""
+        tuning = self.config.tuning
+        for name, param in self.lm.named_parameters():
+            param.requires_grad = tuning == "full" or (tuning == "lora" and "lora_" in name)
+        for param in self.projection.parameters():
+            param.requires_grad = True
+
+    def prefix(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The k prefix vectors for each embedding, in the LM's dtype."""
+        dtype = self.lm.get_input_embeddings().weight.dtype
+        return self.projection(embeddings).to(dtype)
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> Any:
+        """Teacher-forced pass; returns the LM output (``.loss`` when labels are given)."""
+        prefix = self.prefix(embeddings)
+        tokens = self.lm.get_input_embeddings()(input_ids)
+        inputs = torch.cat([prefix, tokens], dim=1)
+        ones = attention_mask.new_ones(prefix.shape[:2])
+        mask = torch.cat([ones, attention_mask], dim=1)
+        if labels is not None:
+            labels = torch.cat([torch.full_like(ones, -100), labels], dim=1)
+        return self.lm(inputs_embeds=inputs, attention_mask=mask, labels=labels)
+
+    def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        prefix = self.prefix(embeddings)
+        mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
+        # With only inputs_embeds, decoder-only generate returns just the new tokens.
+        return self.lm.generate(inputs_embeds=prefix, attention_mask=mask, **kwargs)
+

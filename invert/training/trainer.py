@@ -1,0 +1,336 @@
+"""One trainer for both halves of invert, on HF Accelerate.
+
+The same code runs on one CPU, one GPU, or many processes (``accelerate launch`` / ``torchrun``);
+only the main process logs, evaluates and saves. A model is anything whose ``forward(**batch)``
+returns an object with ``.loss``. Runs are deterministic for a seed, and a run killed after a
+checkpoint and resumed with ``resume_from`` ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from invert.errors import CheckpointError, InvertError
+from invert.tracking import Tracker
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass
+class TrainerConfig:
+    """Optimization and bookkeeping settings (the ``train`` config group).
+
+    Attributes:
+        output_dir: Run folder; checkpoints go to ``output_dir/checkpoints/step-N``.
+        max_steps: Optimizer steps (the schedule's length).
+        batch_size: Examples per micro-batch per process.
+        grad_accum_steps: Micro-batches per optimizer step.
+        lr: Peak learning rate.
+        lr_by_prefix: Learning rates for parameters whose name starts with a prefix
+            (e.g. ``{"projection": 1e-3}``: a fresh projection wants more than a pretrained LM).
+        weight_decay: AdamW weight decay (not applied to biases and norms).
+        warmup_steps: Linear warm-up length.
+        schedule: ``cosine``, ``linear`` or ``constant`` decay after warm-up.
+        max_grad_norm: Gradient clipping (0 disables).
+        mixed_precision: ``no`` or ``bf16`` (autocast; bf16 matmuls are fast on AMX CPUs too).
+        seed: Seeds init, data order and dropout.
+        log_every: Steps between logged losses.
+        eval_every: Steps between evaluations (0: only at the end).
+        save_every: Steps between resumable checkpoints (0: none).
+        keep_checkpoints: How many resumable checkpoints to keep.
+        max_minutes: Stop early (and say so) once training has used this much wall time.
+        resume_from: A checkpoint folder, or ``latest`` for the newest under ``output_dir``.
+    """
+
+    output_dir: str = "outputs/run"
+    max_steps: int = 100
+    batch_size: int = 16
+    grad_accum_steps: int = 1
+    lr: float = 1e-4
+    lr_by_prefix: dict[str, float] = field(default_factory=dict)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 0
+    save_every: int = 0
+    keep_checkpoints: int = 2
+    max_minutes: float | None = None
+    resume_from: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: its step, history and throughput."""
+
+    steps: int
+    history: list[dict[str, float]]
+    seconds: float
+    examples_per_second: float
+    tokens_per_second: float
+    stopped_early: bool = False
+
+
+class EpochPermutationSampler(Sampler[int]):
+    """A fresh seeded permutation each epoch, identical on every process and every rerun."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class Trainer:
+    """Trains ``model`` on ``dataset`` batched by ``collate_fn``.
+
+    Args:
+        model: Module whose ``forward(**batch)`` returns an output with ``.loss``.
+        dataset: Map-style dataset of examples.
+        collate_fn: Turns a list of examples into a batch dict of tensors.
+        config: :class:`TrainerConfig`.
+        tracker: Where metrics go (main process only).
+        eval_fn: ``eval_fn(model, step) -> dict`` run on the main process every
+            ``eval_every`` steps and at the end.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dataset: Dataset,
+        collate_fn: Callable[[list[Any]], dict[str, torch.Tensor]],
+        config: TrainerConfig,
+        tracker: Tracker | None = None,
+        eval_fn: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
+    ) -> None:
+        if config.schedule not in SCHEDULES:
+            raise InvertError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
+        if len(dataset) == 0:
+            raise InvertError("the training set is empty; check the corpus and its filters")
+        self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
+        self.accelerator = Accelerator(
+            mixed_precision=config.mixed_precision,
+            gradient_accumulation_steps=config.grad_accum_steps,
+        )
+        set_seed(config.seed)
+        self.output_dir = Path(config.output_dir)
+        self.sampler = EpochPermutationSampler(len(dataset), config.seed)
+        # Its own generator: each iter() of a DataLoader draws a seed from the global RNG
+        # otherwise, which would shift dropout masks between a resumed and an unbroken run.
+        loader = DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate_fn,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        optimizer = torch.optim.AdamW(self._param_groups(model), lr=config.lr)
+        self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
+        # Not prepared: Accelerate would step it once per process, shortening the schedule
+        # by the world size. Stepped by hand once per optimizer step, checkpointed all the same.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, self._lr_lambda)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def _param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+        for name, param in model.named_parameters():
+            if not param.requires_grad:
+                continue
+            lr = next(
+                (v for k, v in self.config.lr_by_prefix.items() if name.startswith(k)),
+                self.config.lr,
+            )
+            decay = 0.0 if param.dim() < 2 else self.config.weight_decay
+            groups.setdefault((lr, decay), []).append(param)
+        if not groups:
+            raise InvertError("the model has no trainable parameters")
+        return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+
+    def _lr_lambda(self, step: int) -> float:
+        cfg = self.config
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = min(progress, 1.0)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        if cfg.schedule == "linear":
+            return 1 - progress
+        return 1.0
+
+    def train(self, stop_after: int | None = None) -> TrainResult:
+        """Runs until ``max_steps`` (or ``stop_after`` steps, or ``max_minutes``).
+
+        Args:
+            stop_after: Stop at this step as if the process were killed (for resume tests).
+        """
+        cfg = self.config
+        if cfg.resume_from:
+            self.load_checkpoint(cfg.resume_from)
+        micro_per_epoch = len(self.loader)
+        micro_done = self.step * cfg.grad_accum_steps
+        epoch, skip = divmod(micro_done, micro_per_epoch)
+        progress = tqdm(
+            total=cfg.max_steps, initial=self.step, desc="training", disable=not self.is_main_process
+        )
+        start, examples, tokens, stopped_early = time.perf_counter(), 0, 0, False
+        window: list[float] = []
+        self.model.train()
+        while self.step < cfg.max_steps and not stopped_early:
+            loader = self.accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
+            # Through the loader: Accelerate re-sets the sampler's epoch from its own counter.
+            loader.set_epoch(epoch)
+            self.sampler.set_epoch(epoch)
+            skip = 0
+            for batch in loader:
+                with self.accelerator.accumulate(self.model):
+                    loss = self.model(**batch).loss
+                    self.accelerator.backward(loss)
+                    if self.accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                        self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    if self.accelerator.sync_gradients:
+                        self.scheduler.step()
+                    self.optimizer.zero_grad()
+                window.append(loss.detach().float().item())
+                examples += len(next(iter(batch.values())))
+                if "attention_mask" in batch:
+                    tokens += int(batch["attention_mask"].sum())
+                if not self.accelerator.sync_gradients:
+                    continue
+                self.step += 1
+                progress.update(1)
+                elapsed = time.perf_counter() - start
+                self._after_step(window, examples, tokens, elapsed)
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    window = []
+                if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
+                    logger.warning("stopping at step %d: max_minutes=%s reached", self.step, cfg.max_minutes)
+                    stopped_early = True
+                if self.step >= cfg.max_steps or stopped_early or self.step == stop_after:
+                    break
+            if stop_after is not None and self.step == stop_after:
+                break
+            epoch += 1
+        progress.close()
+        seconds = time.perf_counter() - start
+        if self.eval_fn is not None and (stop_after is None or self.step != stop_after):
+            self._evaluate()
+        self._write_history()
+        world = self.accelerator.num_processes
+        return TrainResult(
+            steps=self.step,
+            history=self.history,
+            seconds=seconds,
+            examples_per_second=world * examples / max(seconds, 1e-9),
+            tokens_per_second=world * tokens / max(seconds, 1e-9),
+            stopped_early=stopped_early,
+        )
+
+    def _after_step(self, window: list[float], examples: int, tokens: int, elapsed: float) -> None:
+        cfg = self.config
+        if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+            record = {
+                "step": self.step,
+                "train/loss": sum(window) / max(len(window), 1),
+                "train/lr": self.scheduler.get_last_lr()[0],
+                "train/examples_per_s": examples * self.accelerator.num_processes / max(elapsed, 1e-9),
+                "train/tokens_per_s": tokens * self.accelerator.num_processes / max(elapsed, 1e-9),
+                "train/elapsed_s": elapsed,
+            }
+            self.history.append(record)
+            if self.is_main_process:
+                self.tracker.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+        if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
+            self._evaluate()
+        if cfg.save_every and self.step % cfg.save_every == 0:
+            self.save_checkpoint()
+
+    def _evaluate(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.is_main_process:
+            metrics = self.eval_fn(self.accelerator.unwrap_model(self.model), self.step)
+            record = {"step": self.step, **{f"eval/{k}": v for k, v in metrics.items()}}
+            self.history.append(record)
+            self.tracker.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+            self.model.train()
+        self.accelerator.wait_for_everyone()
+
+    def _write_history(self) -> None:
+        if self.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def save_checkpoint(self) -> Path:
+        """Saves a resumable checkpoint (weights, optimizer, scheduler, RNG, step)."""
+        path = self.output_dir / "checkpoints" / f"step-{self.step:07d}"
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(path))
+        if self.is_main_process:
+            state = {"step": self.step, "history": self.history, "config": asdict(self.config)}
+            (path / "trainer_state.json").write_text(json.dumps(state))
+            for old in sorted(path.parent.glob("step-*"))[: -self.config.keep_checkpoints]:
+                _remove_tree(old)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def load_checkpoint(self, where: str) -> None:
+        """Restores a checkpoint folder, or the newest one under ``output_dir`` for ``latest``."""
+        if where == "latest":
+            found = sorted((self.output_dir / "checkpoints").glob("step-*"))
+            if not found:
+                raise CheckpointError(f"resume_from=latest but {self.output_dir}/checkpoints is empty")
+            path = found[-1]
+        else:
+            path = Path(where)
+        state_file = path / "trainer_state.json"
+        if not state_file.is_file():
+            raise CheckpointError(f"{path} is not a resumable checkpoint (no trainer_state.json)")
+        self.accelerator.load_state(str(path))
+        state = json.loads(state_file.read_text())
+        self.step, self.history = int(state["step"]), list(state["history"])
+        logger.info("resumed from %s at step %d", path, self.step)
+
+    def save_model(self, path: str | Path) -> None:
+        """Saves the unwrapped model with ``save_pretrained`` (main process only)."""
+        self.accelerator.wait_for_everyone()
+        if self.is_main_process:
+            self.accelerator.unwrap_model(self.model).save_pretrained(path)
+        self.accelerator.wait_for_everyone()
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
