@@ -64,6 +64,11 @@ def resolve_pretrained(name_or_path: str) -> str:
     """
     if name_or_path in _SMOLLM2_ALIASES:
         return str(smollm2_path())
+    if name_or_path == "minilm":
+        # Its BERT tokenizer is what the tiny test and CI models use.
+        from invert.embedders.sentence_transformer import packaged_minilm_path
+
+        return str(packaged_minilm_path())
     if Path(name_or_path).expanduser().exists():
         return str(Path(name_or_path).expanduser())
     require_hub(name_or_path, "pretrained model", SMOLLM2)

@@ -1,0 +1,101 @@
+"""The public inversion API: embeddings (or strings) in, reconstructed text out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedModel
+
+from invert.embedders.base import Embedder, check_texts
+from invert.errors import InvertError
+from invert.metrics import cosine_similarity_rows
+
+
+def invert_embeddings(
+    embeddings: torch.Tensor,
+    inverter: PreTrainedModel,
+    embedder: Embedder | None = None,
+    num_beams: int = 1,
+    num_candidates: int = 1,
+    max_new_tokens: int | None = None,
+    batch_size: int = 32,
+    show_progress: bool = False,
+) -> list[str]:
+    """Reconstructs text from embeddings.
+
+    With ``num_candidates > 1`` the inverter proposes that many beam-search candidates per
+    embedding and the ``embedder`` re-embeds them all (one batched call) to keep the one
+    closest in cosine to the target — the test-time use of the embedder that vec2text
+    (arXiv 2310.06816) showed matters most.
+
+    Args:
+        embeddings: ``[n, dim]`` vectors from the embedder the inverter was trained on.
+        inverter: A trained inverter (see :func:`invert.load_inverter`).
+        embedder: Needed when ``num_candidates > 1``.
+        num_beams: Beam width (raised to ``num_candidates`` if smaller).
+        num_candidates: Candidates scored by the embedder per embedding.
+        max_new_tokens: Generation limit (default: the training length + 1).
+        batch_size: Embeddings per generate call.
+        show_progress: Progress bar over batches.
+
+    Returns:
+        One reconstruction per embedding.
+    """
+    embeddings = inverter.check_embeddings(embeddings)
+    if num_candidates <= 1:
+        return inverter.generate_texts(
+            embeddings, num_beams=num_beams, max_new_tokens=max_new_tokens,
+            batch_size=batch_size, show_progress=show_progress,
+        )
+    if embedder is None:
+        raise InvertError("num_candidates > 1 re-ranks with the embedder: pass embedder=...")
+    candidates = inverter.generate_texts(
+        embeddings,
+        num_beams=max(num_beams, num_candidates),
+        num_return_sequences=num_candidates,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+    return rerank_by_cosine(embeddings, candidates, embedder)
+
+
+def rerank_by_cosine(
+    targets: torch.Tensor, candidates: Sequence[Sequence[str]], embedder: Embedder
+) -> list[str]:
+    """Picks, per target, the candidate whose embedding is closest in cosine.
+
+    Every distinct non-empty candidate is embedded exactly once, in one batched call.
+    """
+    unique = sorted({c for cands in candidates for c in cands if c.strip()})
+    if not unique:
+        return ["" for _ in candidates]
+    vectors = embedder.encode(unique)
+    row = {text: i for i, text in enumerate(unique)}
+    best = []
+    for target, cands in zip(targets, candidates, strict=True):
+        kept = [c for c in cands if c in row]
+        if not kept:
+            best.append("")
+            continue
+        sims = cosine_similarity_rows(vectors[[row[c] for c in kept]], target.expand(len(kept), -1))
+        best.append(kept[int(sims.argmax())])
+    return best
+
+
+def invert_strings(
+    texts: Sequence[str],
+    inverter: PreTrainedModel,
+    embedder: Embedder,
+    **kwargs,
+) -> list[str]:
+    """Embeds ``texts`` with ``embedder`` and inverts the embeddings (a round-trip attack demo).
+
+    Raises:
+        DimensionMismatchError: The embedder is not the one the inverter was trained on.
+    """
+    texts = check_texts(texts)
+    if embedder.dim != inverter.config.embedder_dim:
+        inverter.check_embeddings(torch.zeros(1, embedder.dim))
+    return invert_embeddings(embedder.encode(texts), inverter, embedder=embedder, **kwargs)
