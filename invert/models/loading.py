@@ -123,3 +123,17 @@ def load_inverter(path: str | Path) -> PreTrainedModel:
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: tokenizer files missing or unreadable ({err})") from err
     return model
+
+
+def _register_auto_classes() -> None:
+    """Lets ``AutoConfig`` (and so ``AutoTokenizer`` on a checkpoint folder) know our configs."""
+    from transformers import AutoConfig
+
+    for model_type, model_class in INVERTER_CLASSES.items():
+        try:
+            AutoConfig.register(model_type, model_class.config_class)
+        except ValueError:  # already registered (module reloaded)
+            pass
+
+
+_register_auto_classes()

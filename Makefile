@@ -1,0 +1,31 @@
+# The README's commands. Each target creates .venv from zero when it is missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup quickstart test test-slow lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+quickstart: setup  ## train + evaluate the default inverter (~15 min on 2 CPU cores)
+	$(PY) experiments/train_inverter.py experiment=quickstart
+
+test: setup  ## the fast suite (tiny models, a few minutes on 2 cores)
+	$(PY) -m pytest -q
+
+test-slow: setup  ## real models and long runs
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup  ## throughput + quick-start quality, as JSON
+	$(PY) experiments/bench_inverter.py
+
+clean:
+	rm -rf outputs multirun

@@ -1,0 +1,97 @@
+"""Throughput of each stage of inversion, measured in one process so ratios compare."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from typing import Any
+
+import torch
+
+from invert.data.splits import prepare_corpus
+from invert.embedders.sentence_transformer import SentenceTransformerEmbedder
+from invert.models.loading import build_inverter
+from invert.training.inversion_data import pair_collator
+
+
+def run_inverter_benchmark(
+    corpus: str = "wikipedia",
+    num_texts: int = 2000,
+    train_steps: int = 5,
+    batch_size: int = 16,
+    generate_n: int = 32,
+    tuning: str = "lora",
+    mixed_precision: str = "bf16",
+    results_glob: str = "outputs/config/*/results.json",
+) -> dict[str, Any]:
+    """Measures embedding, training and generation throughput of the quick-start setup.
+
+    Args:
+        corpus: Corpus whose training split supplies the texts.
+        num_texts: Texts embedded for the embedding rate.
+        train_steps: Timed optimizer steps (one untimed warm-up step first).
+        batch_size: Training batch size.
+        generate_n: Embeddings inverted (greedy) for the generation rate.
+        tuning: Prefix-LM tuning regime (``lora``, ``full``, ``prefix``).
+        mixed_precision: ``bf16`` or ``no`` for the training steps.
+        results_glob: Where quick-start ``results.json`` files are; the newest is reported.
+
+    Returns:
+        A JSON-ready dict of rates and the newest quick-start metrics (if any).
+    """
+    embedder = SentenceTransformerEmbedder("minilm")
+    inverter = build_inverter("prefix_lm", embedder.name, embedder.dim, tuning=tuning, max_text_tokens=32)
+    texts = prepare_corpus(corpus, max_tokens=32, tokenizer=inverter.tokenizer)["train"]["text"]
+    texts = texts[:num_texts]
+
+    start = time.perf_counter()
+    embeddings = embedder.encode(texts, batch_size=128)
+    embed_rate = len(texts) / (time.perf_counter() - start)
+
+    collate = pair_collator(inverter.tokenizer, 32)
+    optimizer = torch.optim.AdamW([p for p in inverter.parameters() if p.requires_grad], lr=1e-4)
+    inverter.train()
+    examples = tokens = 0
+    elapsed = 0.0
+    for step in range(train_steps + 1):
+        rows = range(step * batch_size, (step + 1) * batch_size)
+        batch = collate([(texts[i % len(texts)], embeddings[i % len(texts)]) for i in rows])
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision == "bf16"):
+            loss = inverter(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step > 0:  # the first step pays one-off allocation costs
+            elapsed += time.perf_counter() - start
+            examples += batch_size
+            tokens += int(batch["attention_mask"].sum())
+
+    start = time.perf_counter()
+    outputs = inverter.generate_texts(embeddings[:generate_n], batch_size=generate_n)
+    gen_seconds = time.perf_counter() - start
+    new_tokens = sum(len(inverter.tokenizer(o, add_special_tokens=False)["input_ids"]) + 1 for o in outputs)
+    report: dict[str, Any] = {
+        "device": "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads",
+        "embedder": embedder.name,
+        "embedding_texts_per_s": round(embed_rate, 1),
+        "train": {
+            "tuning": tuning,
+            "mixed_precision": mixed_precision,
+            "trainable_parameters": sum(p.numel() for p in inverter.parameters() if p.requires_grad),
+            "examples_per_s": round(examples / elapsed, 2),
+            "tokens_per_s": round(tokens / elapsed, 1),
+        },
+        "generation": {
+            "inversions_per_s": round(generate_n / gen_seconds, 2),
+            "new_tokens_per_s": round(new_tokens / gen_seconds, 1),
+        },
+    }
+    found = sorted(glob.glob(results_glob), key=os.path.getmtime)
+    if found:
+        report["quickstart"] = {"results": found[-1], **json.loads(open(found[-1]).read())}
+    else:
+        report["quickstart"] = "no results.json yet: run `make quickstart` first"
+    return report

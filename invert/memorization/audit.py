@@ -1,0 +1,461 @@
+"""The memorization audit: exposure, extraction, membership inference and unintended bits.
+
+One call builds (or loads) a target model, optionally fine-tunes it with the shared Trainer on a
+synthetic private corpus in one or more regimes (``scratch`` for a tiny GPT from random init;
+``full``, ``lora``, ``prefix`` for a pretrained LM via peft; ``none`` to audit it as is), and
+runs every probe on each result:
+
+- canary exposure (Carlini et al. 2019, arXiv:1802.08232),
+- discoverable extraction (Carlini et al. 2021/2022, arXiv:2012.07805, arXiv:2202.07646),
+- membership inference as in MIMIR (arXiv:2402.07841),
+- unintended memorization in bits (Morris et al. 2025, arXiv:2505.24832).
+
+Several regimes at matched steps give the fine-tuning comparison table. Aggregates, plots and
+tables go to the tracker; training text goes to W&B only with ``log_examples: true``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from invert.errors import InvertError, unknown_name
+from invert.memorization import exposure as exp_
+from invert.memorization import extraction as ext
+from invert.memorization import membership as mia
+from invert.memorization.private_corpus import (
+    LMDataset,
+    PrivateCorpus,
+    build_private_corpus,
+    lm_collate,
+    load_probe_tokenizer,
+)
+from invert.memorization.target_models import build_gpt, count_parameters, load_pretrained_target
+from invert.memorization.unintended import (
+    plot_unintended_bits,
+    summarize_unintended,
+    unintended_bits,
+)
+from invert.tracking import Tracker, build_tracker, save_json
+from invert.training import Trainer, TrainerConfig
+
+logger = logging.getLogger(__name__)
+
+REGIMES = ("none", "scratch", "full", "lora", "prefix")
+REFERENCE_KINDS = ("none", "pretrained", "population")
+LN2 = math.log(2.0)
+
+
+class _OffsetTracker(Tracker):
+    """Forwards to ``inner`` with keys under ``prefix/`` and steps shifted by ``offset``.
+
+    Several trainings share one W&B run, whose steps must not decrease.
+    """
+
+    def __init__(self, inner: Tracker, prefix: str, offset: int) -> None:
+        super().__init__(inner.run_dir)
+        self.inner, self.prefix, self.offset = inner, prefix, offset
+
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        shifted = None if step is None else step + self.offset
+        self.inner.log({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=shifted)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Sets torch's intra-op threads for the audit and restores them (None: leave as is).
+
+    On a shared CPU, one thread can be several times faster than two spin-waiting ones.
+    """
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _precision(name: str) -> contextlib.AbstractContextManager:
+    if name == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if name in ("fp32", "no"):
+        return contextlib.nullcontext()
+    raise unknown_name("eval precision", name, ["fp32", "bf16"])
+
+
+def _build_model(
+    probe: dict[str, Any], regime: str, tokenizer: Any, seed: int
+) -> tuple[torch.nn.Module, int]:
+    """The untrained target for ``regime`` and its trainable parameter count."""
+    target = probe["target"]
+    if target["kind"] == "gpt":
+        if regime not in ("scratch", "none"):
+            raise InvertError(
+                f"a from-scratch gpt target trains in regime 'scratch', not {regime!r}"
+            )
+        model = build_gpt(vocab_size=len(tokenizer), seed=seed, **target["gpt"])
+        return model, count_parameters(model, trainable_only=True)
+    if target["kind"] == "pretrained":
+        tuning = "full" if regime == "none" else regime
+        if tuning == "scratch":
+            raise InvertError("regime 'scratch' needs target.kind=gpt; use full, lora or prefix")
+        model, n = load_pretrained_target(target["name"], tuning=tuning, **target.get("tuning", {}))
+        return model, n
+    raise unknown_name("target kind", target["kind"], ["gpt", "pretrained"])
+
+
+def _train(
+    model: torch.nn.Module,
+    texts: list[str],
+    tokenizer: Any,
+    train: dict[str, Any],
+    regime: str,
+    out_dir: Path,
+    tracker: Tracker,
+    seed: int,
+) -> dict[str, Any]:
+    """Fine-tunes ``model`` on ``texts`` with the shared Trainer; returns loss and timing."""
+    lr = train["lr"][regime] if isinstance(train["lr"], dict) else train["lr"]
+    fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
+    config = TrainerConfig(**{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir)})
+    dataset = LMDataset(tokenizer, texts, train.get("max_length"))
+    result = Trainer(model, dataset, lm_collate, config, tracker=tracker).train()
+    losses = [h["train/loss"] for h in result.history if "train/loss" in h]
+    return {
+        "steps": result.steps,
+        "lr": float(lr),
+        "final_train_loss": losses[-1] if losses else float("nan"),
+        "train_seconds": result.seconds,
+        "history": result.history,
+    }
+
+
+def _fit(
+    probe: dict[str, Any],
+    regime: str,
+    texts: list[str],
+    tokenizer: Any,
+    out_dir: Path,
+    tracker: Tracker,
+    seed: int,
+    max_steps: int | None = None,
+) -> tuple[torch.nn.Module, int, dict[str, Any]]:
+    model, n_trainable = _build_model(probe, regime, tokenizer, seed)
+    if regime == "none":
+        return model.eval(), n_trainable, {"steps": 0, "train_seconds": 0.0}
+    train = dict(probe["train"])
+    if max_steps:
+        train["max_steps"] = max_steps
+    info = _train(model, texts, tokenizer, train, regime, out_dir, tracker, seed)
+    return model.eval(), n_trainable, info
+
+
+def _reference(
+    probe: dict[str, Any],
+    corpus: PrivateCorpus,
+    tokenizer: Any,
+    run_dir: Path,
+    tracker: Tracker,
+    seed: int,
+) -> torch.nn.Module | None:
+    ref = probe.get("reference") or {"kind": "none"}
+    if ref["kind"] == "none":
+        return None
+    if ref["kind"] == "pretrained":
+        from invert.models.pretrained_lm import load_causal_lm
+
+        return load_causal_lm(ref["name"]).eval()
+    if ref["kind"] == "population":
+        if not corpus.population:
+            raise InvertError("reference.kind=population needs data.n_population > 0")
+        model, _, _ = _fit(
+            probe, ref.get("regime", "scratch"), corpus.population, tokenizer,
+            run_dir / "reference", _OffsetTracker(tracker, "reference", 0), seed + 1,
+            ref.get("max_steps"),
+        )  # fmt: skip
+        return model
+    raise unknown_name("reference kind", ref["kind"], REFERENCE_KINDS)
+
+
+def _subset(texts: list[str], n: int | None, seed: int) -> list[str]:
+    if not n or n >= len(texts):
+        return list(texts)
+    idx = np.random.default_rng(seed).choice(len(texts), size=n, replace=False)
+    return [texts[i] for i in sorted(idx)]
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    corpus: PrivateCorpus,
+    probe: dict[str, Any],
+    reference_stats: mia.TokenStats | None,
+    n_trainable: int,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs every probe on one model; returns ``(metrics, artifacts for plots)``."""
+    ev, ex, xt, mi = probe["eval"], probe["exposure"], probe["extraction"], probe["mia"]
+    bs = int(ev.get("batch_size", 32))
+    texts = corpus.members + corpus.non_members
+    n_m = len(corpus.members)
+    with _precision(ev.get("precision", "fp32")):
+        stats = mia.token_statistics(model, tokenizer, texts, bs)
+        exposures = exp_.measure_exposure(
+            model, tokenizer, corpus.canaries, corpus.space, ex["method"], ex["n_samples"],
+            ex["max_enumerate"], bs, seed,
+        )  # fmt: skip
+        members = _subset(corpus.members, xt.get("max_texts"), seed)
+        held_out = _subset(corpus.non_members, xt.get("max_texts"), seed)
+        args = (xt["prefix_lengths"], xt["suffix_length"], bs)
+        rates = {
+            "members": ext.extraction_rates(model, tokenizer, members, *args),
+            "non_members": ext.extraction_rates(model, tokenizer, held_out, *args),
+        }
+        canary_ext = ext.canary_extraction(model, tokenizer, corpus.canaries, bs)
+    nll = stats.mean_nll()
+    attacks = [a for a in mi["attacks"] if a != "reference" or reference_stats is not None]
+    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi["k"])
+    split = {a: (s[:n_m], s[n_m:]) for a, s in scores.items()}
+    mia_metrics = {
+        a: mia.evaluate_attack(m, n, mi["fprs"], mi["n_bootstrap"], seed)
+        for a, (m, n) in split.items()
+    }
+    metrics: dict[str, Any] = {
+        "trainable_parameters": n_trainable,
+        "member_loss": float(nll[:n_m].mean()),
+        "task_loss": float(nll[n_m:].mean()),  # held-out loss on the private distribution
+        "exposure": {
+            "mean": float(np.mean([r["exposure"] for r in exposures])),
+            "by_repetition": exp_.exposure_by_repetition(exposures),
+            "max_exposure": exposures[0]["max_exposure"],
+            "method": exposures[0]["method"],
+            "per_canary": exposures,
+        },
+        "extraction": {
+            **rates,
+            "canaries_by_repetition": ext.extraction_by_repetition(canary_ext),
+            "canary_extracted": float(np.mean([r["extracted"] for r in canary_ext])),
+        },
+        "mia": mia_metrics,
+        "mia_best": mia.attack_summary(mia_metrics),
+    }
+    artifacts: dict[str, Any] = {"roc": split, "canary_extraction": canary_ext}
+    if reference_stats is not None:
+        bits_t = -np.array([lp.sum() for lp in stats.logp]) / LN2
+        bits_r = -np.array([lp.sum() for lp in reference_stats.logp]) / LN2
+        bits = unintended_bits(bits_t, bits_r)
+        metrics["unintended"] = summarize_unintended(bits[:n_m], bits[n_m:], n_trainable)
+        artifacts["unintended"] = (bits[:n_m], bits[n_m:])
+    return metrics, artifacts
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Scalar leaves as ``a/b/c`` keys (lists such as per-canary rows are left out)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "/"))
+        elif isinstance(value, bool | int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Builds, optionally fine-tunes and audits the target model(s) described by ``cfg``.
+
+    Args:
+        cfg: Plain dict of the composed Hydra config: ``probe`` (the audit settings, see
+            ``conf/probe/audit_tiny.yaml``), ``logger``, ``paths.output_dir`` and ``seed``.
+
+    Returns:
+        ``{"config", "corpus", "regimes": {regime: metrics}, "table", "headline"}``; also written
+        to ``<output_dir>/memorization_audit.json`` and printed as JSON.
+    """
+    probe = cfg["probe"]
+    seed = int(cfg.get("seed", 0))
+    run_dir = Path(cfg["paths"]["output_dir"])
+    regimes = list(probe.get("regimes") or ["none"])
+    bad = [r for r in regimes if r not in REGIMES]
+    if bad:
+        raise unknown_name("regime", bad[0], REGIMES)
+    log_cfg = dict(cfg.get("logger") or {})
+    kind = log_cfg.pop("kind", "none")
+    tracker = build_tracker(kind, run_dir, config=cfg, **log_cfg)
+    with tracker, _threads(probe.get("num_threads")):
+        torch.manual_seed(seed)
+        tokenizer = load_probe_tokenizer(probe["tokenizer"])
+        corpus = build_private_corpus(**probe["data"], seed=seed)
+        tracker.summary({f"corpus/{k}": v for k, v in corpus.summary().items() if v is not None})
+        reference = _reference(probe, corpus, tokenizer, run_dir, tracker, seed)
+        ref_stats = None
+        if reference is not None:
+            with _precision(probe["eval"].get("precision", "fp32")):
+                ref_stats = mia.token_statistics(
+                    reference, tokenizer, corpus.members + corpus.non_members,
+                    int(probe["eval"].get("batch_size", 32)),
+                )  # fmt: skip
+        results: dict[str, Any] = {}
+        artifacts: dict[str, Any] = {}
+        offset = int(probe["train"]["max_steps"]) if reference is not None else 0
+        for regime in regimes:
+            start = time.perf_counter()
+            model, n_trainable, info = _fit(
+                probe, regime, corpus.train_texts, tokenizer, run_dir / regime,
+                _OffsetTracker(tracker, regime, offset), seed,
+            )  # fmt: skip
+            offset += int(info["steps"])
+            eval_start = time.perf_counter()
+            metrics, artifacts[regime] = evaluate_model(
+                model, tokenizer, corpus, probe, ref_stats, n_trainable, seed
+            )
+            metrics["train"] = {k: v for k, v in info.items() if k != "history"}
+            metrics["eval_seconds"] = time.perf_counter() - eval_start
+            metrics["wall_seconds"] = time.perf_counter() - start
+            results[regime] = metrics
+            tracker.log(flatten(metrics, f"{regime}/"), step=offset)
+            logger.info("%s: %s", regime, json.dumps(flatten(metrics), default=str)[:400])
+            del model
+        out = _report(cfg, probe, corpus, results, artifacts, run_dir, tracker)
+    print(json.dumps(out, indent=1, default=str))
+    return out
+
+
+def _report(
+    cfg: dict[str, Any],
+    probe: dict[str, Any],
+    corpus: PrivateCorpus,
+    results: dict[str, Any],
+    artifacts: dict[str, Any],
+    run_dir: Path,
+    tracker: Tracker,
+) -> dict[str, Any]:
+    """Plots, the comparison table, JSON, and W&B summary/images/tables."""
+    plots = run_dir / "plots"
+    paths = {
+        "exposure": exp_.plot_exposure_vs_repetitions(
+            {r: m["exposure"]["by_repetition"] for r, m in results.items()},
+            plots / "exposure_vs_repetitions.png",
+            next(iter(results.values()))["exposure"]["max_exposure"],
+        ),
+        "extraction": ext.plot_extraction_vs_prefix(
+            {
+                f"{r}/{s}": m["extraction"][s]
+                for r, m in results.items()
+                for s in ("members", "non_members")
+            },
+            plots / "extractable_vs_prefix_length.png",
+        ),
+    }
+    for regime, art in artifacts.items():
+        paths[f"roc_{regime}"] = mia.plot_roc(
+            art["roc"], plots / f"roc_{regime}.png", f"MIA ROC: {regime}"
+        )
+    with_bits = {r: a["unintended"] for r, a in artifacts.items() if "unintended" in a}
+    if with_bits:
+        paths["unintended"] = plot_unintended_bits(with_bits, plots / "unintended_bits.png")
+    for key, path in paths.items():
+        tracker.log_image(f"plots/{key}", path)
+    rows = comparison_rows(results, probe)
+    table_paths = write_comparison(rows, run_dir)
+    tracker.log_table("comparison", list(rows[0]), rows)
+    if probe.get("log_examples"):
+        _log_examples(tracker, corpus, results, artifacts)
+    first = next(iter(results))
+    headline = {"metric": f"{first}/mia/loss/auc", "value": results[first]["mia"]["loss"]["auc"]}
+    out = {
+        "config": cfg,
+        "corpus": corpus.summary(),
+        "regimes": results,
+        "table": rows,
+        "headline": headline,
+        "files": {k: str(v) for k, v in {**paths, **table_paths}.items()},
+    }
+    save_json(run_dir / "memorization_audit.json", out)
+    tracker.summary(
+        {
+            **{f"table/{r['regime']}/{k}": v for r in rows for k, v in r.items() if k != "regime"},
+            "headline": headline["value"],
+        }
+    )
+    return out
+
+
+def _log_examples(tracker: Tracker, corpus: PrivateCorpus, results: dict, artifacts: dict) -> None:
+    """Canary texts with their exposure and extraction (opt-in: this is training text)."""
+    rows = []
+    for regime, art in artifacts.items():
+        per_canary = results[regime]["exposure"]["per_canary"]
+        for canary, exp_row, ext_row in zip(
+            corpus.canaries, per_canary, art["canary_extraction"], strict=True
+        ):
+            rows.append(
+                [regime, canary.text, canary.repetitions, exp_row["exposure"], ext_row["extracted"]]
+            )
+    tracker.log_table(
+        "canary_examples", ["regime", "canary", "repetitions", "exposure", "extracted"], rows
+    )
+
+
+def comparison_rows(results: dict[str, Any], probe: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per regime: the fine-tuning comparison table."""
+    k = probe["extraction"].get("headline_prefix") or max(probe["extraction"]["prefix_lengths"])
+    rows = []
+    for regime, m in results.items():
+        loss, best, reps = m["mia"]["loss"], m["mia_best"], m["exposure"]["by_repetition"]
+        top = max(reps)
+        un = m.get("unintended", {})
+        rows.append({
+            "regime": regime,
+            "trainable_params": m["trainable_parameters"],
+            "steps": m["train"]["steps"],
+            "train_loss": m["train"].get("final_train_loss"),
+            "task_loss": m["task_loss"],
+            "exposure_mean": m["exposure"]["mean"],
+            f"exposure_rep{top}": reps[top],
+            "canary_extracted_pct": 100 * m["extraction"]["canary_extracted"],
+            f"extractable_pct_k{k}": 100 * m["extraction"]["members"][k]["extractable"],
+            f"extractable_nonmember_pct_k{k}": 100 * m["extraction"]["non_members"][k]["extractable"],
+            "mia_loss_auc": loss["auc"],
+            "mia_loss_auc_ci_low": loss["auc_ci_low"],
+            "mia_loss_auc_ci_high": loss["auc_ci_high"],
+            "mia_best_attack": best["best_attack"],
+            "mia_best_auc": best["auc"],
+            "mia_best_tpr@1%fpr": best["tpr@1%fpr"] if "tpr@1%fpr" in best else None,
+            "memorized_bits": un.get("corrected_total_bits"),
+            "bits_per_param": un.get("bits_per_parameter"),
+            "train_s": m["train"].get("train_seconds", 0.0),
+            "wall_s": m["wall_seconds"],
+        })  # fmt: skip
+    return rows
+
+
+def write_comparison(rows: list[dict[str, Any]], run_dir: Path) -> dict[str, Path]:
+    """Writes the table as ``comparison.csv`` and ``comparison.md`` in ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    columns = list(rows[0])
+    csv_path, md_path = run_dir / "comparison.csv", run_dir / "comparison.md"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+        return "n/a" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
+    md_path.write_text("\n".join(lines) + "\n")
+    return {"comparison_csv": csv_path, "comparison_md": md_path}

@@ -1,0 +1,414 @@
+"""Capacity probe: how many bits a GPT can memorize (Morris et al. 2025, arXiv:2505.24832).
+
+A dataset of N uniform random sequences (vocabulary V, length S) carries exactly S·log2 V bits
+per sequence and nothing a model can generalize from, so whatever likelihood a model puts on it
+beyond uniform is memorization. A sample's memorized bits are ``max(0, S·log2 V - NLL_bits)``;
+their sum over the dataset grows with N until the model is full, then plateaus. The plateau is
+the model's capacity, and capacity over parameter count is bits per parameter (~3.6 in the paper).
+
+Conventions (kept identical everywhere in this module):
+
+* A fixed BOS token (id ``V``; the model's vocabulary is ``V + 1``) is prepended, so all S
+  tokens are scored and the entropy of a sample is exactly ``S·log2 V``.
+* Parameters are counted as in the paper: all of them, embeddings included, tied ones once.
+* Each cell trains with the shared :class:`~invert.training.trainer.Trainer` in chunks of
+  ``eval_every`` steps (a constant LR after warm-up, so chunks equal one long run); after each
+  chunk the total memorized bits are scored and :class:`ConvergenceCriterion` decides whether to
+  go on. A cell that stops for any other reason is recorded as unconverged and gives no capacity.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from invert.errors import InvertError
+from invert.memorization.target_models import build_gpt, count_parameters
+from invert.memorization.token_scoring import sequence_nll_bits
+from invert.tracking import Tracker
+from invert.training.trainer import Trainer, TrainerConfig
+
+
+def random_sequences(n: int, seq_len: int, vocab_size: int, seed: int) -> torch.Tensor:
+    """``[n, seq_len]`` int64 tokens drawn uniformly from ``[0, vocab_size)``, seeded."""
+    if min(n, seq_len) < 1 or vocab_size < 2:
+        raise InvertError(f"need n, seq_len >= 1 and vocab_size >= 2, got {n}, {seq_len}, {vocab_size}")
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (n, seq_len), generator=generator)
+
+
+def with_bos(sequences: torch.Tensor, bos_id: int) -> torch.Tensor:
+    """Prepends the BOS id, so a causal LM scores every token of each sequence."""
+    bos = torch.full((sequences.shape[0], 1), bos_id, dtype=sequences.dtype)
+    return torch.cat([bos, sequences], dim=1)
+
+
+def sequence_entropy_bits(seq_len: int, vocab_size: int) -> float:
+    """Entropy of one uniform random sequence: ``S·log2 V`` bits."""
+    return seq_len * math.log2(vocab_size)
+
+
+def memorized_bits(nll_bits: torch.Tensor, entropy_bits: float) -> torch.Tensor:
+    """Per-sample memorized bits, ``max(0, entropy - NLL)`` (a sample is never negative)."""
+    return (entropy_bits - nll_bits).clamp(min=0.0)
+
+
+class TokenRows(Dataset):
+    """Rows of a token tensor as a map-style dataset (one row is one training example)."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.rows[index]
+
+
+def lm_collate(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stacks equal-length rows into a causal-LM batch (labels are the inputs; HF shifts them)."""
+    ids = torch.stack(rows)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+
+
+@dataclass
+class ConvergenceCriterion:
+    """A cell has converged once its memorized bits stop moving.
+
+    Converged when at least ``min_steps`` were trained and every score in the last
+    ``window_steps`` lies within ``rel_tol`` (relative to the latest score) of the latest one,
+    i.e. the curve gained (or lost) less than ``rel_tol`` over the window.
+
+    Attributes:
+        eval_every: Steps between scores (the training chunk length).
+        window_steps: Length of the flat stretch required.
+        rel_tol: Allowed relative spread over the window (0.01 = 1%).
+        min_steps: No verdict before this many steps.
+    """
+
+    eval_every: int = 100
+    window_steps: int = 1000
+    rel_tol: float = 0.01
+    min_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 1 or self.window_steps < self.eval_every:
+            raise InvertError("convergence needs eval_every >= 1 and window_steps >= eval_every")
+
+    def converged(self, curve: Sequence[tuple[int, float]]) -> bool:
+        """Whether ``curve`` (``(step, total memorized bits)`` in step order) has converged."""
+        if not curve or curve[-1][0] < max(self.min_steps, self.window_steps):
+            return False
+        last_step, last = curve[-1]
+        window = [bits for step, bits in curve if step >= last_step - self.window_steps]
+        if len(window) < 2:
+            return False
+        scale = max(abs(last), 1e-9)
+        return max(abs(b - last) for b in window) <= self.rel_tol * scale
+
+
+class _CellTracker(Tracker):
+    """Forwards a cell's Trainer metrics under a prefix; steps restart per cell, so the step
+    goes in as a metric (W&B drops logs whose step goes backwards)."""
+
+    def __init__(self, parent: Tracker, prefix: str) -> None:
+        super().__init__(parent.run_dir)
+        self.parent, self.prefix = parent, prefix
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        record = {f"{self.prefix}/{k}": v for k, v in metrics.items()}
+        if step is not None:
+            record[f"{self.prefix}/step"] = step
+        self.parent.log(record)
+
+
+def model_name(size: Mapping[str, int]) -> str:
+    """Short name of a model size, e.g. ``L1-d32-h2``."""
+    return f"L{size['n_layer']}-d{size['d_model']}-h{size['n_head']}"
+
+
+def run_capacity_cell(
+    model_size: Mapping[str, int],
+    n_sequences: int,
+    vocab_size: int,
+    seq_len: int,
+    output_dir: str | Path,
+    train: Mapping[str, Any] | None = None,
+    convergence: ConvergenceCriterion | Mapping[str, Any] | None = None,
+    mixed_precision: str = "no",
+    seed: int = 0,
+    tracker: Tracker | None = None,
+    score_batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Trains one (model size, N) cell until its memorized bits converge, and measures them.
+
+    Args:
+        model_size: ``n_layer``, ``d_model``, ``n_head`` (and optionally ``d_mlp``).
+        n_sequences: N, the number of random sequences.
+        vocab_size: V of the random tokens (the model gets V + 1 ids: BOS is ``V``).
+        seq_len: S, tokens per sequence (the model's context is S + 1).
+        output_dir: The cell's folder (the Trainer writes ``history.json`` there).
+        train: ``lr`` (1e-2), ``batch_size`` (0: full batch), ``warmup_steps`` (50),
+            ``max_grad_norm`` (1.0), ``weight_decay`` (0), ``log_every`` (100), ``max_steps``
+            (20000) and ``max_minutes`` (None) of the cell.
+        convergence: A :class:`ConvergenceCriterion` or its fields.
+        mixed_precision: ``no`` (fp32) or ``bf16`` (autocast; scored as trained, under bf16).
+        seed: Seeds the data, the initial weights and the data order.
+        tracker: Receives the cell's curves under ``cell/<model>/N<n>/``.
+        score_batch_size: Sequences per scoring forward pass.
+
+    Returns:
+        The cell's record: sizes, ``params``, ``dataset_entropy_bits``, ``memorized_bits``
+        (total at the end), ``memorized_fraction``, ``bits_per_parameter``, ``converged``,
+        ``stop_reason``, ``steps``, ``seconds`` and the ``curve`` of ``[step, bits]``.
+    """
+    train = {"lr": 1e-2, "batch_size": 0, "warmup_steps": 50, "max_grad_norm": 1.0,
+             "weight_decay": 0.0, "log_every": 100, "max_steps": 20000, "max_minutes": None,
+             **dict(train or {})}  # fmt: skip
+    if not isinstance(convergence, ConvergenceCriterion):
+        convergence = ConvergenceCriterion(**dict(convergence or {}))
+    size = {k: int(v) for k, v in model_size.items()}
+    name = model_name(size)
+    model = build_gpt(vocab_size=vocab_size + 1, context_length=seq_len + 1, seed=seed, **size)
+    rows = with_bos(random_sequences(n_sequences, seq_len, vocab_size, seed), bos_id=vocab_size)
+    entropy = sequence_entropy_bits(seq_len, vocab_size)
+    curve: list[tuple[int, float]] = []
+
+    def score(scored_model: torch.nn.Module, step: int) -> dict[str, float]:
+        nll = sequence_nll_bits(scored_model, rows, batch_size=score_batch_size)
+        total = float(memorized_bits(nll, entropy).sum())
+        curve.append((step, total))
+        return {"memorized_bits": total, "memorized_fraction": total / (entropy * n_sequences)}
+
+    config = TrainerConfig(
+        output_dir=str(output_dir),
+        max_steps=min(convergence.eval_every, int(train["max_steps"])),
+        batch_size=int(train["batch_size"]) or n_sequences,
+        lr=float(train["lr"]),
+        weight_decay=float(train["weight_decay"]),
+        warmup_steps=int(train["warmup_steps"]),
+        schedule="constant",  # a schedule tied to max_steps would make chunks differ from one run
+        max_grad_norm=float(train["max_grad_norm"]),
+        mixed_precision=mixed_precision,
+        seed=seed,
+        log_every=int(train["log_every"]),
+        eval_every=0,  # the Trainer scores once at the end of every chunk
+    )
+    prefix = f"cell/{name}/N{n_sequences}"
+    cell_tracker = _CellTracker(tracker, prefix) if tracker is not None else None
+    trainer = Trainer(model, TokenRows(rows), lm_collate, config, cell_tracker, eval_fn=score)
+    max_steps, max_minutes = int(train["max_steps"]), train["max_minutes"]
+    start, stop_reason = time.perf_counter(), "max_steps"
+    while True:
+        result = trainer.train()
+        if convergence.converged(curve):
+            stop_reason = "converged"
+            break
+        if trainer.step >= max_steps:
+            break
+        if max_minutes is not None and time.perf_counter() - start > 60 * float(max_minutes):
+            stop_reason = "max_minutes"
+            break
+        # Same Trainer, same optimizer state: extending max_steps continues the run.
+        trainer.config.max_steps = min(trainer.step + convergence.eval_every, max_steps)
+    params = count_parameters(model)
+    total = curve[-1][1]
+    losses = [h["train/loss"] for h in result.history if "train/loss" in h]
+    return {
+        "model": name,
+        **size,
+        "params": params,
+        "params_non_embedding": count_parameters(model, include_embeddings=False),
+        "n_sequences": n_sequences,
+        "vocab_size": vocab_size,
+        "seq_len": seq_len,
+        "mixed_precision": mixed_precision,
+        "entropy_bits_per_sequence": entropy,
+        "dataset_entropy_bits": entropy * n_sequences,
+        "memorized_bits": total,
+        "memorized_fraction": total / (entropy * n_sequences),
+        "bits_per_parameter": total / params,
+        "converged": stop_reason == "converged",
+        "stop_reason": stop_reason,
+        "steps": trainer.step,
+        "seconds": time.perf_counter() - start,
+        "final_train_loss": losses[-1] if losses else None,
+        "curve": [[s, b] for s, b in curve],
+    }
+
+
+def fit_bits_per_parameter(
+    capacities: Sequence[float], params: Sequence[float]
+) -> tuple[float, float, float]:
+    """Least-squares line ``capacity = slope · params + intercept`` across model sizes.
+
+    Returns:
+        ``(slope, intercept, r2)``; ``slope`` is bits per parameter (~3.6 in arXiv:2505.24832).
+
+    Raises:
+        InvertError: Fewer than two model sizes, lengths differ, or all sizes are equal.
+    """
+    x = torch.tensor(list(params), dtype=torch.float64)
+    y = torch.tensor(list(capacities), dtype=torch.float64)
+    if x.numel() != y.numel() or x.numel() < 2:
+        raise InvertError(f"need >= 2 (capacity, params) pairs of equal length, got {len(y)}, {len(x)}")
+    dx = x - x.mean()
+    if float((dx * dx).sum()) == 0.0:
+        raise InvertError("all models have the same parameter count; sweep model sizes to fit a slope")
+    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+    intercept = float(y.mean() - slope * x.mean())
+    residual = float(((y - (slope * x + intercept)) ** 2).sum())
+    spread = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - residual / spread if spread > 0 else 1.0
+    return slope, intercept, r2
+
+
+def capacity_by_model(cells: Sequence[Mapping[str, Any]], limited_below: float = 0.9) -> list[dict[str, Any]]:
+    """Capacity per model: the plateau (max over N) of converged cells' total memorized bits.
+
+    Args:
+        cells: Records from :func:`run_capacity_cell`.
+        limited_below: A cell whose memorized fraction is below this is capacity-limited
+            (its data outgrew the model); two or more such cells within a few percent of each
+            other are the visible plateau (``plateau_spread`` is their relative spread).
+
+    Returns:
+        One dict per model (in order of parameter count): ``model``, ``params``,
+        ``capacity_bits`` (None without a converged cell), ``bits_per_parameter``,
+        ``capacity_n`` (the N that reached it), ``converged_cells``, ``cells``,
+        ``capacity_limited_cells`` and ``plateau_spread``.
+    """
+    out = []
+    for name in dict.fromkeys(c["model"] for c in cells):
+        mine = [c for c in cells if c["model"] == name]
+        done = [c for c in mine if c["converged"]]
+        best = max(done, key=lambda c: c["memorized_bits"], default=None)
+        limited = [c["memorized_bits"] for c in done if c["memorized_fraction"] < limited_below]
+        spread = (max(limited) - min(limited)) / max(limited) if len(limited) > 1 else None
+        out.append({
+            "model": name,
+            "params": mine[0]["params"],
+            "capacity_bits": best["memorized_bits"] if best else None,
+            "bits_per_parameter": best["memorized_bits"] / best["params"] if best else None,
+            "capacity_n": best["n_sequences"] if best else None,
+            "converged_cells": len(done),
+            "cells": len(mine),
+            "capacity_limited_cells": len(limited),
+            "plateau_spread": spread,
+        })  # fmt: skip
+    return sorted(out, key=lambda m: m["params"])
+
+
+CELL_COLUMNS = ("model", "params", "n_sequences", "dataset_entropy_bits", "memorized_bits",
+                "memorized_fraction", "bits_per_parameter", "converged", "stop_reason", "steps",
+                "seconds")  # fmt: skip
+
+
+def summarize_cells(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-model capacities, the bits-per-parameter fit and the headline number of a grid.
+
+    The headline is the fitted slope when two or more models have a capacity, else the mean
+    of the per-model ratios (None when no cell converged).
+    """
+    models = capacity_by_model(cells)
+    known = [m for m in models if m["capacity_bits"] is not None]
+    fit = None
+    if len({m["params"] for m in known}) >= 2:
+        slope, intercept, r2 = fit_bits_per_parameter(
+            [m["capacity_bits"] for m in known], [m["params"] for m in known]
+        )
+        fit = {"slope": slope, "intercept": intercept, "r2": r2}
+    ratios = [m["bits_per_parameter"] for m in known]
+    mean_ratio = sum(ratios) / len(ratios) if ratios else None
+    return {
+        "bits_per_parameter": fit["slope"] if fit else mean_ratio,
+        "bits_per_parameter_mean_ratio": mean_ratio,
+        "fit": fit,
+        "models": models,
+        "converged_cells": sum(bool(c["converged"]) for c in cells),
+        "cells_run": len(cells),
+    }
+
+
+def _collect_cells(root: str | Path) -> list[dict[str, Any]]:
+    """Cells of every ``capacity.json`` under ``root`` (the jobs of a ``-m`` sweep)."""
+    import json
+
+    files = sorted(Path(root).rglob("capacity.json"))
+    if not files:
+        raise InvertError(f"no capacity.json under {root}; point collect_from at a multirun folder")
+    return [cell for f in files for cell in json.loads(f.read_text())["cells"]]
+
+
+def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs a capacity grid (every model size × every N), logs it, and writes its results.
+
+    Args:
+        cfg: Plain dict (``OmegaConf.to_container(cfg, resolve=True)``) with ``probe``
+            (``conf/probe/capacity_*.yaml``), ``logger`` and ``paths.output_dir``. With
+            ``probe.collect_from`` set, no cell trains: the cells of every ``capacity.json``
+            below that folder (a multirun sweep) are summarized instead.
+
+    Returns:
+        The summary written to ``<output_dir>/capacity.json``: :func:`summarize_cells`'s fields
+        plus ``cells`` (with curves), ``skipped`` cells, conventions, plots and wall time.
+    """
+    from invert.memorization.capacity_plots import plot_capacity_vs_params, plot_memorized_vs_n
+    from invert.tracking import build_tracker, save_json
+
+    probe, run_dir = dict(cfg["probe"]), Path(cfg["paths"]["output_dir"])
+    if probe.get("num_threads"):
+        # One thread: on a shared CPU a second spinning thread can slow small matmuls 10x.
+        torch.set_num_threads(int(probe["num_threads"]))
+    logger_cfg = dict(cfg.get("logger") or {"kind": "none"})
+    tracker = build_tracker(logger_cfg.pop("kind", "none"), run_dir, config=dict(cfg), **logger_cfg)
+    start, cells, skipped = time.perf_counter(), [], []
+    budget = probe.get("max_total_minutes")
+    base = {"probe": probe.get("name"), "vocab_size": probe["vocab_size"], "seq_len": probe["seq_len"],
+            "mixed_precision": probe.get("mixed_precision", "no"),
+            "entropy_convention": "fixed BOS prepended; all S tokens scored; S*log2(V) bits/sequence",
+            "param_counting": "all parameters incl. token and position embeddings; tied head once"}  # fmt: skip
+    with tracker:
+        if probe.get("collect_from"):
+            cells = _collect_cells(probe["collect_from"])
+        for size in [] if probe.get("collect_from") else probe["model_sizes"]:
+            for n in probe["n_sequences"]:
+                if budget is not None and time.perf_counter() - start > 60 * float(budget):
+                    skipped.append({"model": model_name(size), "n_sequences": n})
+                    continue
+                cell = run_capacity_cell(
+                    size, int(n), int(probe["vocab_size"]), int(probe["seq_len"]),
+                    run_dir / "cells" / f"{model_name(size)}_N{n}", train=probe.get("train"),
+                    convergence=probe.get("convergence"), seed=int(probe.get("seed", 0)),
+                    mixed_precision=base["mixed_precision"], tracker=tracker,
+                    score_batch_size=int(probe.get("score_batch_size", 1024)),
+                )  # fmt: skip
+                cells.append(cell)
+                tracker.log({f"cells/{k}": cell[k] for k in CELL_COLUMNS if k not in ("model", "stop_reason")})
+                # Written after every cell: a killed grid keeps what it finished.
+                save_json(run_dir / "capacity.json", {**base, "cells": cells, "skipped": skipped})
+        summary = {**base, **summarize_cells(cells), "skipped": skipped}
+        plots = {"memorized_vs_n": plot_memorized_vs_n(cells, run_dir / "memorized_vs_n.png", summary["models"])}
+        if any(m["capacity_bits"] is not None for m in summary["models"]):
+            plots["capacity_vs_params"] = plot_capacity_vs_params(
+                summary["models"], run_dir / "capacity_vs_params.png", summary["fit"]
+            )
+        summary.update(wall_seconds=time.perf_counter() - start, plots=plots, cells=cells)
+        save_json(run_dir / "capacity.json", summary)
+        tracker.log_table("capacity/cells", CELL_COLUMNS, cells)
+        tracker.log_table("capacity/models", list(summary["models"][0]), summary["models"])
+        for key, path in plots.items():
+            tracker.log_image(f"capacity/{key}", path)
+        fit = summary["fit"] or {}
+        tracker.summary({"capacity/bits_per_parameter": summary["bits_per_parameter"],
+                         "capacity/fit_r2": fit.get("r2"), "capacity/converged_cells": summary["converged_cells"],
+                         "capacity/wall_seconds": summary["wall_seconds"]})  # fmt: skip
+    return summary

@@ -1,0 +1,90 @@
+"""The inversion experiment end to end on the tiny config: outputs, W&B run, cache, evaluation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from test_tracking import _offline_summary, _wandb_records
+
+from invert.errors import UnknownNameError
+from invert.inversion_run import evaluate_saved_inverter, run_inversion_experiment
+from invert.models.loading import load_inverter
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def tiny_config(run_dir: Path, *overrides: str, name: str = "config") -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(name, overrides=list(overrides))
+    cfg.paths.output_dir = str(run_dir)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One tiny run logged to an offline W&B run, shared by the tests below."""
+    run_dir = tmp_path_factory.mktemp("tiny-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        cfg = tiny_config(run_dir, "experiment=tiny", "logger=wandb")
+        summary = run_inversion_experiment(cfg)
+    return run_dir, summary
+
+
+def test_tiny_run_reports_every_method_beside_the_baseline(tiny_run) -> None:
+    run_dir, summary = tiny_run
+    methods = summary["metrics"]
+    assert set(methods) == {"nearest_neighbour", "inverter", "inverter_rerank"}
+    for metrics in methods.values():
+        for key in ("bleu", "sentence_bleu", "token_f1", "exact", "cosine", "seconds_per_100"):
+            assert key in metrics
+        assert 0.0 <= metrics["token_f1"] <= 1.0
+    # Retrieval from the training set returns real sentences: its cosine is far from zero.
+    assert methods["nearest_neighbour"]["cosine"] > 0.2
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["metrics"]["inverter"]["n"] == summary["metrics"]["inverter"]["n"]
+    for name in ("learning_curve.png", "methods.png", "predictions.json", "history.json"):
+        assert (run_dir / name).stat().st_size > 0
+    assert load_inverter(run_dir / "inverter").config.embedder_dim == 384
+
+
+def test_tiny_run_writes_an_offline_wandb_run_with_metrics_and_samples(tiny_run) -> None:
+    run_dir, _ = tiny_run
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    records = _wandb_records(next(runs[0].glob("run-*.wandb")))
+    summary = _offline_summary(runs[0], records)
+    assert "train/loss" in summary
+    assert "nearest_neighbour/token_f1" in summary
+    assert summary["samples"]["_type"] == "table-file"
+    assert list((runs[0] / "files" / "media").rglob("samples*.table.json"))
+
+
+def test_second_run_hits_the_embedding_cache(tiny_run, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="invert")
+    cfg = tiny_config(tmp_path, "experiment=tiny", "logger=none", "train.max_steps=1",
+                      "eval.val_examples=0")
+    run_inversion_experiment(cfg)
+    assert "train: " in caplog.text and "(from cache)" in caplog.text
+
+
+def test_saved_inverter_evaluates_on_another_corpus(tiny_run, tmp_path: Path) -> None:
+    run_dir, _ = tiny_run
+    cfg = tiny_config(
+        tmp_path, f"inverter_path={run_dir / 'inverter'}", "data=fortunes", "logger=none",
+        "data.max_examples=60", "data.test_fraction=0.3", "eval.num_examples=4", "eval.num_candidates=1", name="evaluate",
+    )
+    summary = evaluate_saved_inverter(cfg)
+    assert summary["metrics"]["inverter"]["n"] == 4
+    assert "inverter_rerank" not in summary["metrics"]
+
+
+def test_unknown_corpus_lists_the_known_ones(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, "experiment=tiny", "logger=none", "data.name=wikipediaa")
+    with pytest.raises(UnknownNameError, match="wikipedia.*bbc_news|bbc_news.*wikipedia"):
+        run_inversion_experiment(cfg)
