@@ -21,6 +21,10 @@ def invert_embeddings(
     max_new_tokens: int | None = None,
     batch_size: int = 32,
     show_progress: bool = False,
+    *,
+    corrector: PreTrainedModel | None = None,
+    num_steps: int = 0,
+    sequence_beam_width: int = 1,
 ) -> list[str]:
     """Reconstructs text from embeddings.
 
@@ -37,12 +41,27 @@ def invert_embeddings(
         num_candidates: Candidates scored by the embedder per embedding.
         max_new_tokens: Generation limit (default: the training length + 1).
         batch_size: Embeddings per generate call.
-        show_progress: Progress bar over batches.
+        show_progress: Progress bar over batches (over correction steps with a corrector).
+        corrector: A trained corrector (:func:`invert.models.loading.load_corrector`): the
+            inverter's hypotheses are then corrected for ``num_steps`` steps, re-embedding
+            every candidate (see :func:`invert.correction.correct`); needs ``embedder``.
+        num_steps: Correction steps (with ``corrector``).
+        sequence_beam_width: Texts kept per example between correction steps.
 
     Returns:
         One reconstruction per embedding.
     """
     embeddings = inverter.check_embeddings(embeddings)
+    if corrector is not None:
+        if embedder is None:
+            raise InvertError("correction re-embeds every candidate: pass embedder=...")
+        from invert.correction import correct
+
+        return correct(
+            embeddings, inverter, corrector, embedder, num_steps=num_steps,
+            sequence_beam_width=sequence_beam_width, num_candidates=num_candidates,
+            batch_size=batch_size, show_progress=show_progress,
+        ).texts
     if num_candidates <= 1:
         return inverter.generate_texts(
             embeddings, num_beams=num_beams, max_new_tokens=max_new_tokens,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from invert.embedders.base import Embedder, check_embeddings
-from invert.errors import EmptyInputError, InvertError
+from invert.errors import EmptyInputError, InvalidEmbeddingError, InvertError
 
 
 class PrecomputedEmbedder(Embedder):
@@ -42,7 +42,13 @@ class PrecomputedEmbedder(Embedder):
         self.texts: list[str] | None = None
         if path.suffix == ".npy":
             # allow_pickle=False: an .npy file from elsewhere must never run code on load.
-            vectors = np.load(path, allow_pickle=False)
+            try:
+                vectors = np.load(path, allow_pickle=False)
+            except ValueError as err:
+                raise InvalidEmbeddingError(
+                    f"{path} holds pickled objects, which invert never loads (they can run "
+                    f"code); save plain float arrays with np.save(..., allow_pickle=False)"
+                ) from err
             if texts_path is not None:
                 self.texts = _read_texts(Path(texts_path))
         elif path.suffix == ".parquet":

@@ -292,6 +292,7 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
     log_cfg = dict(cfg.get("logger") or {})
     kind = log_cfg.pop("kind", "none")
     tracker = build_tracker(kind, run_dir, config=cfg, **log_cfg)
+    started = time.perf_counter()
     with tracker, _threads(probe.get("num_threads")):
         torch.manual_seed(seed)
         tokenizer = load_probe_tokenizer(probe["tokenizer"])
@@ -326,7 +327,7 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
             tracker.log(flatten(metrics, f"{regime}/"), step=offset)
             logger.info("%s: %s", regime, json.dumps(flatten(metrics), default=str)[:400])
             del model
-        out = _report(cfg, probe, corpus, results, artifacts, run_dir, tracker)
+        out = _report(cfg, probe, corpus, results, artifacts, run_dir, tracker, started)
     print(json.dumps(out, indent=1, default=str))
     return out
 
@@ -339,6 +340,7 @@ def _report(
     artifacts: dict[str, Any],
     run_dir: Path,
     tracker: Tracker,
+    started: float,
 ) -> dict[str, Any]:
     """Plots, the comparison table, JSON, and W&B summary/images/tables."""
     plots = run_dir / "plots"
@@ -379,6 +381,7 @@ def _report(
         "regimes": results,
         "table": rows,
         "headline": headline,
+        "total_seconds": time.perf_counter() - started,
         "files": {k: str(v) for k, v in {**paths, **table_paths}.items()},
     }
     save_json(run_dir / "memorization_audit.json", out)

@@ -56,8 +56,11 @@ def sequence_entropy_bits(seq_len: int, vocab_size: int) -> float:
 
 
 def memorized_bits(nll_bits: torch.Tensor, entropy_bits: float) -> torch.Tensor:
-    """Per-sample memorized bits, ``max(0, entropy - NLL)`` (a sample is never negative)."""
-    return (entropy_bits - nll_bits).clamp(min=0.0)
+    """Per-sample memorized bits, ``max(0, entropy - NLL)``, within ``[0, entropy]``.
+
+    The upper clamp only guards against rounding: a real model's NLL is never negative.
+    """
+    return (entropy_bits - nll_bits).clamp(min=0.0, max=entropy_bits)
 
 
 class TokenRows(Dataset):

@@ -9,6 +9,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from invert.errors import CheckpointError, unknown_name
+from invert.models.corrector import PrefixLMCorrector
 from invert.models.hypothesis import HypothesisInverter, HypothesisInverterConfig
 from invert.models.prefix_lm import PrefixLMInverter
 from invert.models.pretrained_lm import (
@@ -21,6 +22,7 @@ from invert.models.pretrained_lm import (
 INVERTER_CLASSES: dict[str, type[PreTrainedModel]] = {
     "invert_prefix_lm": PrefixLMInverter,
     "invert_hypothesis": HypothesisInverter,
+    "invert_corrector": PrefixLMCorrector,
 }
 INVERTER_KINDS = ("prefix_lm", "hypothesis")
 
@@ -137,3 +139,88 @@ def _register_auto_classes() -> None:
 
 
 _register_auto_classes()
+
+
+def build_corrector(
+    inverter: PreTrainedModel,
+    lm: str | None = None,
+    lm_config: dict[str, Any] | None = None,
+    tokenizer: str | None = None,
+    init_from_inverter: bool = True,
+    **kwargs: Any,
+) -> PreTrainedModel:
+    """Builds an untrained prefix-LM corrector (arXiv 2310.06816) for ``inverter``'s embedder.
+
+    Args:
+        inverter: The trained inverter whose hypotheses it will correct (recorded by name and
+            config fingerprint, never by path).
+        lm: Pretrained causal LM (name, folder or hub id); default: the inverter's own LM
+            when ``init_from_inverter`` and it is a prefix-LM inverter, else ``smollm2``.
+        lm_config: Architecture to build with random init instead (tiny test models).
+        tokenizer: Tokenizer name or path; default: the inverter's tokenizer when the LM is
+            the inverter's, else ``lm``'s.
+        init_from_inverter: Start from the prefix-LM inverter's LM weights (LoRA merged) and
+            its projection (for the target projection, when shapes match).
+        **kwargs: :class:`~invert.models.corrector.CorrectorConfig` fields.
+    """
+    from invert.models.corrector import CorrectorConfig, inverter_fingerprint
+
+    common = {
+        "embedder_name": inverter.config.embedder_name,
+        "embedder_dim": inverter.config.embedder_dim,
+        "inverter_name": inverter.config.name_or_path or inverter.config.model_type,
+        "inverter_fingerprint": inverter_fingerprint(inverter),
+        "max_text_tokens": inverter.config.max_text_tokens,
+        **kwargs,
+    }
+    from_inverter = (
+        init_from_inverter and lm is None and lm_config is None and isinstance(inverter, PrefixLMInverter)
+    )
+    if from_inverter:
+        base = _merged_lm_copy(inverter.lm)
+        tok = inverter.tokenizer if tokenizer is None else load_tokenizer(tokenizer)
+        lm_name = f"inverter:{common['inverter_fingerprint']}"
+    elif lm_config is not None:
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        tok = load_tokenizer(tokenizer or lm or SMOLLM2)
+        base = AutoModelForCausalLM.from_config(AutoConfig.for_model(**{**lm_config, "vocab_size": len(tok)}))
+        lm_name = "random-init"
+    else:
+        lm_name = lm or SMOLLM2
+        tok, base = load_tokenizer(tokenizer or lm_name), load_causal_lm(lm_name)
+    token_rms = base.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt().item()
+    common.setdefault("prefix_scale", token_rms)
+    config = CorrectorConfig(lm_config=base.config.to_dict(), lm_name_or_path=lm_name, **common)
+    model = PrefixLMCorrector(config, lm=base)
+    if from_inverter:
+        source, target = inverter.projection.state_dict(), model.projections["target"].state_dict()
+        if all(source[k].shape == v.shape for k, v in target.items()):
+            model.projections["target"].load_state_dict(source)
+    model.tokenizer = tok
+    return model
+
+
+def _merged_lm_copy(lm: PreTrainedModel) -> PreTrainedModel:
+    """A deep copy of ``lm`` with any injected LoRA adapters merged into plain layers."""
+    import copy
+
+    lm = copy.deepcopy(lm)
+    for name, module in list(lm.named_modules()):
+        if hasattr(module, "base_layer") and hasattr(module, "merge"):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(lm.get_submodule(parent_name) if parent_name else lm, child, module.base_layer)
+    return lm
+
+
+def load_corrector(path: str | Path) -> PreTrainedModel:
+    """Loads a saved corrector (weights, config and tokenizer) from its folder.
+
+    Raises:
+        CheckpointError: Not a corrector checkpoint, or corrupt.
+    """
+    model = load_inverter(path)
+    if model.config.model_type != "invert_corrector":
+        raise CheckpointError(f"{path} holds a {model.config.model_type!r}, not a corrector")
+    return model

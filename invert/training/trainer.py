@@ -133,9 +133,13 @@ class Trainer:
         if len(dataset) == 0:
             raise InvertError("the training set is empty; check the corpus and its filters")
         self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
+        _reset_precision_if_changed(config.mixed_precision)
+        # cpu=True on CPU-only machines: without it, torchrun/accelerate launch workers each
+        # train alone (world size 1) and all of them log and save as the "main" process.
         self.accelerator = Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.grad_accum_steps,
+            cpu=not torch.cuda.is_available(),
         )
         set_seed(config.seed)
         self.output_dir = Path(config.output_dir)
@@ -328,6 +332,19 @@ class Trainer:
         if self.is_main_process:
             self.accelerator.unwrap_model(self.model).save_pretrained(path)
         self.accelerator.wait_for_everyone()
+
+
+def _reset_precision_if_changed(mixed_precision: str) -> None:
+    """Lets one process build Trainers of different precisions (notebooks, sweeps).
+
+    Accelerate keeps one process-wide state and refuses a second precision; its per-process
+    part (rank, world size) is kept, only the precision settings are reset.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and str(state.get("_mixed_precision", mixed_precision)) != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
 
 
 def _remove_tree(path: Path) -> None:

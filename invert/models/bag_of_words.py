@@ -1,0 +1,162 @@
+"""Bag-of-words inversion baseline (Song & Raghunathan 2020, arXiv 2004.00053).
+
+An MLP maps an embedding to one independent probability per vocabulary word (multi-label,
+trained with binary cross-entropy); the predicted word set, joined by spaces, is the "text".
+It recovers which words were there, never their order, so only token F1 is meaningful for it
+(:func:`invert.metrics.token_f1` counts the same lowercase ``\\w+`` words it predicts).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from invert.embedders.base import check_embeddings
+from invert.errors import CheckpointError, InvertError
+from invert.metrics import _words
+
+
+class BagOfWordsInverter(nn.Module):
+    """Embedding → multi-label distribution over a word vocabulary.
+
+    Args:
+        vocabulary: The words it can predict (built by :meth:`fit` from the training texts).
+        embedding_dim: Dimension of the embeddings.
+        hidden_dim: Hidden width of the MLP.
+        embedder_name: Which embedder made the embeddings (for error messages).
+    """
+
+    def __init__(
+        self, vocabulary: Sequence[str], embedding_dim: int, hidden_dim: int = 512, embedder_name: str = ""
+    ) -> None:
+        super().__init__()
+        if not vocabulary:
+            raise InvertError("empty vocabulary: the training texts hold no words")
+        self.vocabulary, self.embedder_name = list(vocabulary), embedder_name
+        self.embedding_dim, self.hidden_dim = embedding_dim, hidden_dim
+        self.index = {w: i for i, w in enumerate(self.vocabulary)}
+        self.mlp = nn.Sequential(
+            nn.Linear(embedding_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, len(self.vocabulary))
+        )
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str],
+        embedding_dim: int,
+        hidden_dim: int = 512,
+        max_vocabulary: int = 20_000,
+        embedder_name: str = "",
+        seed: int = 0,
+    ) -> BagOfWordsInverter:
+        """An untrained model whose vocabulary is the ``max_vocabulary`` commonest words."""
+        counts = Counter(w for t in texts for w in set(_words(t)))
+        vocabulary = [w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:max_vocabulary]]
+        torch.manual_seed(seed)
+        return cls(vocabulary, embedding_dim, hidden_dim, embedder_name)
+
+    def targets(self, texts: Sequence[str]) -> torch.Tensor:
+        """Multi-hot ``[n, |V|]`` word sets (out-of-vocabulary words are dropped)."""
+        out = torch.zeros(len(texts), len(self.vocabulary))
+        for row, text in enumerate(texts):
+            cols = [self.index[w] for w in set(_words(text)) if w in self.index]
+            out[row, cols] = 1.0
+        return out
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Logits ``[n, |V|]`` from unit-normalized embeddings (embedders differ in scale)."""
+        x = nn.functional.normalize(embeddings.float(), dim=-1) * embeddings.shape[-1] ** 0.5
+        return self.mlp(x)
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        embeddings: torch.Tensor,
+        epochs: int = 50,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        seed: int = 0,
+    ) -> list[float]:
+        """Trains with BCE (Adam, seeded shuffles); returns the mean loss per epoch.
+
+        A plain loop rather than the shared Trainer: a few thousand full-vocabulary MLP steps
+        take seconds on a CPU and need no checkpoints or distributed setup.
+        """
+        emb = check_embeddings(embeddings, self.embedding_dim, self._source())
+        labels = self.targets(texts)
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        self.train()
+        losses = []
+        for _ in range(epochs):
+            order, total = torch.randperm(len(emb), generator=generator), 0.0
+            for s in range(0, len(emb), batch_size):
+                idx = order[s : s + batch_size]
+                loss = nn.functional.binary_cross_entropy_with_logits(self(emb[idx]), labels[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+            losses.append(total / len(emb))
+        self.eval()
+        return losses
+
+    @torch.no_grad()
+    def predict_words(
+        self, embeddings: torch.Tensor, threshold: float = 0.5, top_k: int | None = None
+    ) -> list[list[str]]:
+        """Predicted word sets: probability above ``threshold``, or the ``top_k`` most likely."""
+        emb = check_embeddings(embeddings, self.embedding_dim, self._source())
+        probs = torch.sigmoid(self(emb))
+        if top_k is not None:
+            cols = probs.topk(min(top_k, probs.shape[1]), dim=1).indices.tolist()
+        else:
+            cols = [(row > threshold).nonzero().flatten().tolist() for row in probs]
+        return [[self.vocabulary[c] for c in row] for row in cols]
+
+    def generate_texts(
+        self, embeddings: torch.Tensor, threshold: float = 0.5, top_k: int | None = None
+    ) -> list[str]:
+        """Predicted words joined by spaces, one string per embedding (for ``token_f1``)."""
+        return [" ".join(words) for words in self.predict_words(embeddings, threshold, top_k)]
+
+    def _source(self) -> str:
+        return f"the bag-of-words model (trained on {self.embedder_name or 'unknown embedder'})"
+
+    def save(self, path: str | Path) -> None:
+        """Writes weights and vocabulary to one safetensors file."""
+        import json
+
+        from safetensors.torch import save_model
+
+        meta = {
+            "vocabulary": json.dumps(self.vocabulary),
+            "embedding_dim": str(self.embedding_dim),
+            "hidden_dim": str(self.hidden_dim),
+            "embedder_name": self.embedder_name,
+        }
+        save_model(self, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> BagOfWordsInverter:
+        """Reads a file written by :meth:`save`."""
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_model
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+            model = cls(
+                json.loads(meta["vocabulary"]), int(meta["embedding_dim"]), int(meta["hidden_dim"]),
+                meta.get("embedder_name", ""),
+            )
+            load_model(model, str(path))
+        except Exception as err:  # missing keys, corrupt file, foreign file
+            raise CheckpointError(f"{path} is not a bag-of-words checkpoint: {err}") from err
+        return model.eval()

@@ -1,0 +1,79 @@
+"""A Qdrant collection in local (embedded) mode, ``QdrantClient(path=...)``, as a store.
+
+Qdrant normalizes vectors of cosine-distance collections on insert, so such a store returns
+unit vectors; that matches embedders that normalize (MiniLM) and is harmless for inversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from invert.stores.base import StoreBatch, StoreError, VectorStore, require_package
+
+
+class QdrantStore(VectorStore):
+    """Scrolls a local Qdrant collection.
+
+    Args:
+        path: The folder passed to ``QdrantClient(path=...)``.
+        collection: Collection name.
+        text_key: Payload key holding the document (absent: vectors only).
+        vector_name: Name of the vector for collections with named vectors.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        collection: str = "documents",
+        text_key: str = "document",
+        vector_name: str | None = None,
+    ) -> None:
+        qdrant_client = require_package("qdrant_client", "qdrant-client")
+        path = Path(path).expanduser()
+        if not path.is_dir():
+            raise StoreError(f"no Qdrant folder at {path}; pass the QdrantClient(path=...) path")
+        self.name = f"qdrant:{path.name}/{collection}"
+        self._client = qdrant_client.QdrantClient(path=str(path))
+        if not self._client.collection_exists(collection):
+            names = [c.name for c in self._client.get_collections().collections]
+            self._client.close()
+            raise StoreError(f"{path} has no Qdrant collection {collection!r}; its collections: {names}")
+        self._collection, self._text_key, self._vector_name = collection, text_key, vector_name
+        params = self._client.get_collection(collection).config.params.vectors
+        if isinstance(params, dict):  # named vectors
+            if vector_name not in params:
+                self._client.close()
+                raise StoreError(
+                    f"{self.name} has named vectors {sorted(params)}; set vector_name=..."
+                )
+            params = params[vector_name]
+        self._dim = int(params.size)
+
+    @property
+    def count(self) -> int:
+        return int(self._client.count(self._collection, exact=True).count)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _batches(self, batch_size: int) -> Iterator[StoreBatch]:
+        offset = None
+        while True:
+            points, offset = self._client.scroll(
+                self._collection, limit=batch_size, offset=offset,
+                with_vectors=True, with_payload=True,
+            )
+            if not points:
+                return
+            vectors = [p.vector[self._vector_name] if self._vector_name else p.vector for p in points]
+            docs = [(p.payload or {}).get(self._text_key) for p in points]
+            yield StoreBatch([p.id for p in points], np.asarray(vectors), docs)
+            if offset is None:
+                return
+
+    def close(self) -> None:
+        self._client.close()
