@@ -2,8 +2,8 @@
 and only the main process writes the model.
 
 torchrun rather than ``accelerate launch --cpu --num_processes 2``: with ``--cpu`` accelerate's
-launcher silently starts a single process (multi-CPU there means MPI). Under torchrun, Accelerate
-form a CPU process group: the Trainer passes cpu=True to Accelerate on CPU-only machines.
+launcher silently starts a single process (multi-CPU there means MPI). Under torchrun the ranks
+form a gloo process group because the Trainer passes cpu=True to Accelerate on CPU-only machines.
 """
 
 from __future__ import annotations

@@ -237,6 +237,8 @@ class Trainer:
                 progress.update(1)
                 elapsed = time.perf_counter() - start
                 self._after_step(window, examples, tokens, elapsed)
+                if window and self.step % cfg.log_every == 0:
+                    progress.set_postfix(loss=f"{sum(window) / len(window):.3f}")
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     window = []
                 if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
@@ -286,6 +288,9 @@ class Trainer:
         if self.is_main_process:
             metrics = self.eval_fn(self.accelerator.unwrap_model(self.model), self.step)
             record = {"step": self.step, **{f"eval/{k}": v for k, v in metrics.items()}}
+            logger.info(
+                "step %d eval: %s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            )
             self.history.append(record)
             self.tracker.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
             self.model.train()
