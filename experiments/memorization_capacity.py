@@ -26,7 +26,11 @@ from invert.memorization.capacity import run_capacity_experiment  # noqa: E402
 def main(cfg: DictConfig) -> float | None:
     summary = run_capacity_experiment(OmegaConf.to_container(cfg, resolve=True))
     keys = ("bits_per_parameter", "fit", "models", "converged_cells", "cells_run", "wall_seconds")
-    print(json.dumps({k: summary[k] for k in keys} | {"plots": summary["plots"]}, indent=1, default=str))
+    print(
+        json.dumps(
+            {k: summary[k] for k in keys} | {"plots": summary["plots"]}, indent=1, default=str
+        )
+    )
     return summary["bits_per_parameter"]
 
 

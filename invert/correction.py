@@ -30,6 +30,8 @@ class CorrectionResult:
         cosines: Its cosine to the target, per example.
         best_cosine_by_step: ``[step][example]`` best cosine after step 0, 1, 2, ...
         mean_cosine_by_step: Their means, per step.
+        texts_by_step: ``[step][example]`` best text after each step (a run of N steps holds
+            the results of every shorter run too: stopping decisions only look back).
         corrector_inputs: Hypotheses fed to the corrector, in all (early stopping lowers it).
         embedded_texts: Texts embedded, in all (each distinct text at most once).
         embedder_calls: Calls to ``embedder.encode`` (at most one per step).
@@ -40,6 +42,7 @@ class CorrectionResult:
     cosines: list[float]
     best_cosine_by_step: list[list[float]] = field(default_factory=list)
     mean_cosine_by_step: list[float] = field(default_factory=list)
+    texts_by_step: list[list[str]] = field(default_factory=list)
     corrector_inputs: int = 0
     embedded_texts: int = 0
     embedder_calls: int = 0
@@ -68,7 +71,9 @@ class CosineScorer:
     def cosine(self, example: int, text: str) -> float:
         if text not in self.vectors:
             return -1.0  # blank text: worse than any real candidate
-        return float(torch.nn.functional.normalize(self.vectors[text], dim=-1) @ self.targets[example])
+        return float(
+            torch.nn.functional.normalize(self.vectors[text], dim=-1) @ self.targets[example]
+        )
 
 
 def correct(
@@ -92,7 +97,7 @@ def correct(
     Args:
         embeddings: ``[n, dim]`` targets from ``embedder``.
         inverter: Trained inverter (its beam-search hypotheses start each beam).
-        corrector: Trained :class:`~invert.models.corrector.PrefixLMCorrector`.
+        corrector: Trained :class:`~invert.models.corrector.Corrector`.
         embedder: The real embedder, re-run on every candidate.
         num_steps: Correction steps after the inverter's step 0.
         sequence_beam_width: B, texts kept per example between steps.
@@ -121,15 +126,19 @@ def correct(
     if sequence_beam_width < 1 or num_candidates < 1 or num_steps < 0:
         raise InvertError("need sequence_beam_width >= 1, num_candidates >= 1 and num_steps >= 0")
     if candidate_texts is not None and len(candidate_texts) != len(targets):
-        raise InvertError(f"candidate_texts has {len(candidate_texts)} rows for {len(targets)} embeddings")
+        raise InvertError(
+            f"candidate_texts has {len(candidate_texts)} rows for {len(targets)} embeddings"
+        )
     torch.manual_seed(seed)
     n, width = len(targets), sequence_beam_width
     first = inverter.generate_texts(
         targets, num_beams=width, num_return_sequences=width, batch_size=batch_size
     )
     first = [[t] for t in first] if width == 1 else first
-    pools = [list(dict.fromkeys(list(f) + list(candidate_texts[i] if candidate_texts else [])))
-             for i, f in enumerate(first)]
+    pools = [
+        list(dict.fromkeys(list(f) + list(candidate_texts[i] if candidate_texts else [])))
+        for i, f in enumerate(first)
+    ]
     scorer = CosineScorer(targets, embedder)
     result = CorrectionResult(texts=[], cosines=[])
     beams = _select(pools, scorer, width, result)
@@ -163,7 +172,9 @@ def correct(
     return result
 
 
-def _select(pools: list[list[str]], scorer: CosineScorer, width: int, result: CorrectionResult) -> list[list[str]]:
+def _select(
+    pools: list[list[str]], scorer: CosineScorer, width: int, result: CorrectionResult
+) -> list[list[str]]:
     """Embeds the step's new texts in one call, keeps the ``width`` best per example."""
     scorer.embed_new({t for pool in pools for t in pool})
     beams = []
@@ -177,5 +188,6 @@ def _select(pools: list[list[str]], scorer: CosineScorer, width: int, result: Co
 
 def _record(beams: list[list[str]], scorer: CosineScorer, result: CorrectionResult) -> None:
     best = [scorer.cosine(i, b[0]) for i, b in enumerate(beams)]
+    result.texts_by_step.append([b[0] for b in beams])
     result.best_cosine_by_step.append(best)
     result.mean_cosine_by_step.append(sum(best) / len(best))

@@ -65,7 +65,9 @@ def embed_or_zero(
     if rows:
         kept = [texts[i] for i in rows]
         vectors = (
-            embed_texts_cached(kept, embedder, key, cache_root) if key is not None else embedder.encode(kept)
+            embed_texts_cached(kept, embedder, key, cache_root)
+            if key is not None
+            else embedder.encode(kept)
         )
         out[rows] = vectors
     return out
@@ -111,7 +113,9 @@ def inverter_hypotheses(
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = json.dumps({"key": key, "hypotheses": hypotheses}, ensure_ascii=False)
         _atomic(path, lambda tmp: Path(tmp).write_text(blob, encoding="utf-8"))
-    hyp_emb = embed_or_zero(hypotheses, embedder, {"corpus": "hypotheses", "split": digest}, cache_root)
+    hyp_emb = embed_or_zero(
+        hypotheses, embedder, {"corpus": "hypotheses", "split": digest}, cache_root
+    )
     return CorrectionExamples(texts, embeddings.float(), list(hypotheses), hyp_emb)
 
 
@@ -126,7 +130,10 @@ def corrector_round(
     Train on ``examples + corrector_round(examples, corrector, embedder)`` for a second round.
     """
     proposals = corrector.generate_corrections(
-        examples.embeddings, examples.hypothesis_embeddings, examples.hypotheses, batch_size=batch_size
+        examples.embeddings,
+        examples.hypothesis_embeddings,
+        examples.hypotheses,
+        batch_size=batch_size,
     )
     hypotheses = [p[0] for p in proposals]
     return CorrectionExamples(
@@ -139,7 +146,12 @@ class CorrectionDataset(Dataset):
 
     def __init__(self, examples: CorrectionExamples) -> None:
         n = len(examples)
-        if not (len(examples.embeddings) == len(examples.hypotheses) == len(examples.hypothesis_embeddings) == n):
+        if not (
+            len(examples.embeddings)
+            == len(examples.hypotheses)
+            == len(examples.hypothesis_embeddings)
+            == n
+        ):
             raise ValueError("texts, embeddings, hypotheses and their embeddings differ in count")
         self.examples = examples
 
@@ -154,9 +166,11 @@ class CorrectionDataset(Dataset):
 def correction_collator(
     tokenizer: PreTrainedTokenizerBase, max_text_tokens: int
 ) -> Callable[[list[tuple[str, torch.Tensor, str, torch.Tensor]]], dict[str, torch.Tensor]]:
-    """Batches rows into the keyword arguments of ``PrefixLMCorrector.forward``."""
+    """Batches rows into the keyword arguments of ``Corrector.forward``."""
 
-    def collate(items: list[tuple[str, torch.Tensor, str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def collate(
+        items: list[tuple[str, torch.Tensor, str, torch.Tensor]],
+    ) -> dict[str, torch.Tensor]:
         batch = tokenize_targets(tokenizer, [it[0] for it in items], max_text_tokens)
         ids, mask = tokenize_hypotheses(tokenizer, [it[2] for it in items], max_text_tokens)
         batch["hypothesis_ids"], batch["hypothesis_mask"] = ids, mask

@@ -75,10 +75,19 @@ def zero_shot_invert(
     if beam_width < 1 or top_k < 1 or block_size < 1 or max_tokens < 1:
         raise InvertError("beam_width, top_k, block_size and max_tokens must all be >= 1")
     start = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-    bos = next((t for t in (tokenizer.bos_token_id, tokenizer.cls_token_id, tokenizer.eos_token_id) if t is not None), None)
+    bos = next(
+        (
+            t
+            for t in (tokenizer.bos_token_id, tokenizer.cls_token_id, tokenizer.eos_token_id)
+            if t is not None
+        ),
+        None,
+    )
     start = ([bos] if bos is not None else []) + list(start)
     if not start:
-        raise InvertError("the LM needs a first token: give the tokenizer a bos token or pass prompt=...")
+        raise InvertError(
+            "the LM needs a first token: give the tokenizer a bos token or pass prompt=..."
+        )
     banned = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
     scorer = CosineScorer(targets, embedder)
     n, stop = len(targets), early_stop_cosine if early_stop_cosine is not None else math.inf
@@ -86,9 +95,13 @@ def zero_shot_invert(
     texts: dict[tuple[int, ...], str] = {(): ""}
     result = ZeroShotResult(texts=[], cosines=[])
     lm.eval()
-    for _ in tqdm(range(math.ceil(max_tokens / block_size)), desc="searching", disable=not show_progress):
+    for _ in tqdm(
+        range(math.ceil(max_tokens / block_size)), desc="searching", disable=not show_progress
+    ):
         # The empty start is always active: it is no text yet.
-        active = [i for i in range(n) if not beams[i][0] or scorer.cosine(i, texts[beams[i][0]]) < stop]
+        active = [
+            i for i in range(n) if not beams[i][0] or scorer.cosine(i, texts[beams[i][0]]) < stop
+        ]
         parents = sorted({b for i in active for b in beams[i]})
         if not parents:
             break
@@ -103,7 +116,9 @@ def zero_shot_invert(
             seen: set[str] = set()
             unique = [s for s in pool if not (texts[s] in seen or seen.add(texts[s]))]
             beams[i] = sorted(unique, key=lambda s: -scorer.cosine(i, texts[s]))[:beam_width]
-        result.best_cosine_by_step.append([scorer.cosine(i, texts[b[0]]) for i, b in enumerate(beams)])
+        result.best_cosine_by_step.append(
+            [scorer.cosine(i, texts[b[0]]) for i, b in enumerate(beams)]
+        )
     result.texts = [texts[b[0]] for b in beams]
     result.cosines = [scorer.cosine(i, t) for i, t in enumerate(result.texts)]
     result.embedded_texts, result.embedder_calls = len(scorer.vectors), scorer.calls
@@ -122,10 +137,16 @@ def _expand(
     """Each parent's top-k next tokens, each extended greedily to ``block_size`` tokens."""
     first = _next_logits(lm, [tuple(start) + p for p in parents], banned, batch_size)
     k = min(top_k, first.shape[1] - len(banned))
-    children = {p: [p + (t,) for t in first[j].topk(k).indices.tolist()] for j, p in enumerate(parents)}
+    children = {
+        p: [p + (t,) for t in first[j].topk(k).indices.tolist()] for j, p in enumerate(parents)
+    }
     for _ in range(block_size - 1):
         flat = [c for p in parents for c in children[p]]
-        nxt = _next_logits(lm, [tuple(start) + c for c in flat], banned, batch_size).argmax(-1).tolist()
+        nxt = (
+            _next_logits(lm, [tuple(start) + c for c in flat], banned, batch_size)
+            .argmax(-1)
+            .tolist()
+        )
         extended = dict(zip(flat, (c + (t,) for c, t in zip(flat, nxt, strict=True)), strict=True))
         children = {p: [extended[c] for c in children[p]] for p in parents}
     return children
@@ -145,9 +166,16 @@ def _next_logits(
         for j, c in enumerate(chunk):
             ids[j, width - len(c) :], mask[j, width - len(c) :] = torch.tensor(c), 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = lm(
-            input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device)
-        ).logits[:, -1].float().cpu()
+        logits = (
+            lm(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+            )
+            .logits[:, -1]
+            .float()
+            .cpu()
+        )
         logits[:, banned[banned < logits.shape[1]]] = -math.inf
         out.append(logits)
     return torch.cat(out)

@@ -70,6 +70,8 @@ def pii_recovery(
         out[field] = {"recovered": recovered, "n": n, "rate": recovered / n if n else 0.0}
     total = len(records)
     out["any"] = {
-        "recovered": sum(hits_any), "n": total, "rate": sum(hits_any) / total if total else 0.0
+        "recovered": sum(hits_any),
+        "n": total,
+        "rate": sum(hits_any) / total if total else 0.0,
     }
     return out

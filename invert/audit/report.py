@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -30,7 +31,10 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def plot_noise_tradeoff(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     """Leakage (token F1, cosine, PII any-field rate) and utility (Recall@10) against λ."""
-    noise = sorted((r for r in rows if r["defense"] in ("none", "noise")), key=lambda r: r["level"])
+    noise = [r for r in rows if r["defense"] == "noise"]
+    if not any(r["level"] == 0 for r in noise):  # the undefended store is λ = 0
+        noise += [{**r, "level": 0.0} for r in rows if r["defense"] == "none"]
+    noise.sort(key=lambda r: r["level"])
     if len(noise) < 2:
         return None
     levels = [r["level"] for r in noise]
@@ -63,12 +67,15 @@ def plot_pii_bars(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     if not rows:
         return None
     fields = [f for f in PII_FIELDS if f in rows[0]["pii"]]
-    fig = Figure(figsize=(max(6.4, 0.9 * len(fields) * max(1, len(rows)) / 3), 4.0))
+    fig = Figure(figsize=(min(11.0, 4.0 + 0.12 * len(fields) * len(rows)), 4.2))
     ax = fig.add_subplot()
     width = 0.8 / len(rows)
     for j, row in enumerate(rows):
         xs = [i + (j - (len(rows) - 1) / 2) * width for i in range(len(fields))]
-        ax.bar(xs, [row["pii"][f]["rate"] for f in fields], width, label=row["condition"])
+        color = colormaps["tab20"](j % 20)  # default cycle repeats after 10 conditions
+        ax.bar(
+            xs, [row["pii"][f]["rate"] for f in fields], width, label=row["condition"], color=color
+        )
     ax.set_xticks(range(len(fields)), [f.replace("_", " ") for f in fields])
     ax.set_ylabel("share of records recovered verbatim")
     ax.set_ylim(0, 1.02)
@@ -123,7 +130,8 @@ def write_html_report(
     columns = [c for c in columns if any(r.get(c) is not None for r in rows) or c == "condition"]
     pii_rows = [
         {"condition": r["condition"], **{f: v["rate"] for f, v in r["pii"].items()}}
-        for r in rows if r.get("pii")
+        for r in rows
+        if r.get("pii")
     ]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",

@@ -34,8 +34,11 @@ def bbc_headline_task(
     queries: list[str] = []
     docs: list[str] = []
     for i in order:
-        lines = [ln.strip() for ln in paths[i].read_text(encoding="utf-8", errors="replace")
-                 .splitlines() if ln.strip()]
+        lines = [
+            ln.strip()
+            for ln in paths[i].read_text(encoding="utf-8", errors="replace").splitlines()
+            if ln.strip()
+        ]
         if len(lines) < 2:
             continue
         body = [s for para in lines[1:] for s in split_sentences(para)][:sentences]

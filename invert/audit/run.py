@@ -76,7 +76,9 @@ def run_privacy_audit(
         from invert.models import load_inverter
 
         if not cfg.get("inverter_path"):
-            raise InvertError("set inverter_path=<folder of a trained inverter> (see train_inverter.py)")
+            raise InvertError(
+                "set inverter_path=<folder of a trained inverter> (see train_inverter.py)"
+            )
         inverter = load_inverter(cfg["inverter_path"])
     embedder = embedder or build_embedder(cfg.get("embedder") or "minilm")
     dim = int(inverter.config.embedder_dim)
@@ -88,7 +90,7 @@ def run_privacy_audit(
         store.check_dim(dim, source)
         victims, leak = _draw(store, audit, seed)
         stages = _stages(audit)
-        bar = tqdm(total=len(stages) + 1, desc="privacy audit")
+        bar = tqdm(total=len(stages) + 2, desc="privacy audit")
         records = _pii_truth(audit["pii_records"], victims.documents)
         clean = torch.from_numpy(victims.vectors)
         ctx = _Context(inverter, embedder, audit, victims, clean, records)
@@ -107,19 +109,27 @@ def run_privacy_audit(
             if kind == "orthogonal":
                 rows += _alignment(ctx, defense, leak, audit["alignment_k"], examples)
             bar.update()
-        bar.close()
+        bar.set_postfix_str("retrieval utility")
         utility = defended_retrieval(
-            embedder, {n: d.transform for n, d in defenses.items()},
-            n=int(audit["retrieval"]["n"]), k=int(audit["retrieval"]["k"]), seed=seed,
+            embedder,
+            {n: d.transform for n, d in defenses.items()},
+            n=int(audit["retrieval"]["n"]),
+            k=int(audit["retrieval"]["k"]),
+            seed=seed,
         )
+        bar.update()
+        bar.close()
         for row in rows:
             row.update(utility.get(row["defense_name"], {}))
         result = _finish(cfg, audit, store, victims, inverter, rows, ctx.notes, run_dir)
         shown = _examples(victims, examples, audit) if audit["show_examples"] else None
         files = result["files"]
-        files["noise_plot"] = plot_noise_tradeoff(rows, run_dir / "noise_tradeoff.png")
-        files["pii_plot"] = plot_pii_bars(rows, run_dir / "pii_recovery.png")
-        figs = {"noise": files["noise_plot"], "pii": files["pii_plot"]}
+        figs = {
+            "noise": plot_noise_tradeoff(rows, run_dir / "noise_tradeoff.png"),
+            "pii": plot_pii_bars(rows, run_dir / "pii_recovery.png"),
+        }
+        files["noise_plot"] = str(figs["noise"]) if figs["noise"] else None
+        files["pii_plot"] = str(figs["pii"]) if figs["pii"] else None
         write_html_report(Path(files["html"]), result, figs, shown)
         if shown:
             result["examples"] = shown
@@ -140,13 +150,21 @@ class _Context:
     def attack(self, name: str, kind: str, vectors: torch.Tensor, **extra: Any) -> dict:
         """Inverts ``vectors`` and scores the reconstructions against the clean store rows."""
         recon = invert_embeddings(
-            vectors, self.inverter, embedder=self.embedder,
+            vectors,
+            self.inverter,
+            embedder=self.embedder,
             num_candidates=int(self.audit["num_candidates"]),
-            max_new_tokens=self.audit["max_new_tokens"], show_progress=True,
+            max_new_tokens=self.audit["max_new_tokens"],
+            show_progress=True,
         )
         self.last = recon
-        row: dict[str, Any] = {"condition": name, "defense": kind, "defense_name": name,
-                               "level": extra.get("level"), "k": extra.get("k")}
+        row: dict[str, Any] = {
+            "condition": name,
+            "defense": kind,
+            "defense_name": name,
+            "level": extra.get("level"),
+            "k": extra.get("k"),
+        }
         docs = self.victims.documents
         if docs is not None:
             agg, _ = reconstruction_metrics(recon, docs, self.clean, embedder=self.embedder)
@@ -237,25 +255,34 @@ def _finish(cfg, audit, store, victims, inverter, rows, notes, run_dir: Path) ->
         )
     if base.get("pii"):
         pii = base["pii"]
-        fields = ", ".join(f"{f.replace('_', ' ')} {v['rate']:.0%}" for f, v in pii.items() if f != "any")
-        summary.append(f"PII recovered verbatim without defense: {fields}.")
-    for row in rows[1:]:
-        leak = row.get("token_f1", row.get("cosine"))
-        utility = row.get("recall@10")
-        summary.append(
-            f"{row['condition']}: leakage {leak:.3f} vs {base.get('token_f1', base.get('cosine')):.3f}"
-            + (f"; Recall@10 {utility:.2f} vs {base['recall@10']:.2f}" if utility is not None else "")
+        fields = ", ".join(
+            f"{f.replace('_', ' ')} {v['rate']:.0%}" for f, v in pii.items() if f != "any"
         )
+        summary.append(f"PII recovered verbatim without defense: {fields}.")
+    key = "token_f1" if base.get("token_f1") is not None else "cosine"
+    for row in rows[1:]:
+        line = f"{row['condition']}: {key.replace('_', ' ')} {row[key]:.3f} (undefended {base[key]:.3f})"
+        if row.get("recall@10") is not None:
+            line += f", Recall@10 {row['recall@10']:.2f} (undefended {base['recall@10']:.2f})"
+        summary.append(line + ".")
     return {
-        "store": {"name": store.name, "count": store.count, "dim": store.dim,
-                  "sampled": len(victims), "has_documents": victims.documents is not None},
-        "inverter": {"embedder": str(inverter.config.embedder_name), "dim": store.dim,
-                     "path": cfg.get("inverter_path")},
+        "store": {
+            "name": store.name,
+            "count": store.count,
+            "dim": store.dim,
+            "sampled": len(victims),
+            "has_documents": victims.documents is not None,
+        },
+        "inverter": {
+            "embedder": str(inverter.config.embedder_name),
+            "dim": store.dim,
+            "path": cfg.get("inverter_path"),
+        },
         "audit": {k: v for k, v in audit.items() if k != "pii_records"},
         "rows": rows,
         "summary": summary,
         "notes": notes,
-        "files": {"json": run_dir / "report.json", "html": run_dir / "report.html"},
+        "files": {"json": str(run_dir / "report.json"), "html": str(run_dir / "report.html")},
     }
 
 
@@ -274,7 +301,11 @@ def _log(tracker, rows, figs, audit, victims, examples) -> None:
     flat = {}
     for row in rows:
         for key, value in row.items():
-            if isinstance(value, float | int) and not isinstance(value, bool) and key not in ("k", "level"):
+            if (
+                isinstance(value, float | int)
+                and not isinstance(value, bool)
+                and key not in ("k", "level")
+            ):
                 flat[f"{row['condition']}/{key}"] = value
         for field, v in (row.get("pii") or {}).items():
             flat[f"{row['condition']}/pii/{field}"] = v["rate"]

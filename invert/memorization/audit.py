@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import json
 import logging
 import math
@@ -93,53 +94,6 @@ def _precision(name: str) -> contextlib.AbstractContextManager:
     raise unknown_name("eval precision", name, ["fp32", "bf16"])
 
 
-def _build_model(
-    probe: dict[str, Any], regime: str, tokenizer: Any, seed: int
-) -> tuple[torch.nn.Module, int]:
-    """The untrained target for ``regime`` and its trainable parameter count."""
-    target = probe["target"]
-    if target["kind"] == "gpt":
-        if regime not in ("scratch", "none"):
-            raise InvertError(
-                f"a from-scratch gpt target trains in regime 'scratch', not {regime!r}"
-            )
-        model = build_gpt(vocab_size=len(tokenizer), seed=seed, **target["gpt"])
-        return model, count_parameters(model, trainable_only=True)
-    if target["kind"] == "pretrained":
-        tuning = "full" if regime == "none" else regime
-        if tuning == "scratch":
-            raise InvertError("regime 'scratch' needs target.kind=gpt; use full, lora or prefix")
-        model, n = load_pretrained_target(target["name"], tuning=tuning, **target.get("tuning", {}))
-        return model, n
-    raise unknown_name("target kind", target["kind"], ["gpt", "pretrained"])
-
-
-def _train(
-    model: torch.nn.Module,
-    texts: list[str],
-    tokenizer: Any,
-    train: dict[str, Any],
-    regime: str,
-    out_dir: Path,
-    tracker: Tracker,
-    seed: int,
-) -> dict[str, Any]:
-    """Fine-tunes ``model`` on ``texts`` with the shared Trainer; returns loss and timing."""
-    lr = train["lr"][regime] if isinstance(train["lr"], dict) else train["lr"]
-    fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
-    config = TrainerConfig(**{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir)})
-    dataset = LMDataset(tokenizer, texts, train.get("max_length"))
-    result = Trainer(model, dataset, lm_collate, config, tracker=tracker).train()
-    losses = [h["train/loss"] for h in result.history if "train/loss" in h]
-    return {
-        "steps": result.steps,
-        "lr": float(lr),
-        "final_train_loss": losses[-1] if losses else float("nan"),
-        "train_seconds": result.seconds,
-        "history": result.history,
-    }
-
-
 def _fit(
     probe: dict[str, Any],
     regime: str,
@@ -150,13 +104,31 @@ def _fit(
     seed: int,
     max_steps: int | None = None,
 ) -> tuple[torch.nn.Module, int, dict[str, Any]]:
-    model, n_trainable = _build_model(probe, regime, tokenizer, seed)
+    """Builds the target for ``regime`` and trains it on ``texts`` with the shared Trainer.
+
+    Returns:
+        ``(model in eval mode, trainable parameters, training info)``.
+    """
+    target = probe["target"]
+    if target["kind"] == "gpt":
+        model = build_gpt(vocab_size=len(tokenizer), seed=seed, **target["gpt"])
+        n_trainable = count_parameters(model, trainable_only=True)
+    else:
+        tuning = "full" if regime == "none" else regime
+        model, n_trainable = load_pretrained_target(
+            target["name"], tuning, **target.get("tuning", {})
+        )
     if regime == "none":
         return model.eval(), n_trainable, {"steps": 0, "train_seconds": 0.0}
-    train = dict(probe["train"])
-    if max_steps:
-        train["max_steps"] = max_steps
-    info = _train(model, texts, tokenizer, train, regime, out_dir, tracker, seed)
+    train = {**probe["train"], **({"max_steps": max_steps} if max_steps else {})}
+    lr = train["lr"][regime] if isinstance(train["lr"], dict) else train["lr"]
+    fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
+    config = TrainerConfig(**{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir)})
+    dataset = LMDataset(tokenizer, texts, train.get("max_length"))
+    result = Trainer(model, dataset, lm_collate, config, tracker=tracker).train()
+    losses = [h["train/loss"] for h in result.history if "train/loss" in h]
+    info = {"steps": result.steps, "lr": float(lr), "train_seconds": result.seconds}
+    info["final_train_loss"] = losses[-1] if losses else float("nan")
     return model.eval(), n_trainable, info
 
 
@@ -167,23 +139,24 @@ def _reference(
     run_dir: Path,
     tracker: Tracker,
     seed: int,
-) -> torch.nn.Module | None:
+) -> tuple[torch.nn.Module | None, int]:
+    """The reference model (None without one) and the training steps it took."""
     ref = probe.get("reference") or {"kind": "none"}
     if ref["kind"] == "none":
-        return None
+        return None, 0
     if ref["kind"] == "pretrained":
         from invert.models.pretrained_lm import load_causal_lm
 
-        return load_causal_lm(ref["name"]).eval()
+        return load_causal_lm(ref["name"]).eval(), 0
     if ref["kind"] == "population":
         if not corpus.population:
             raise InvertError("reference.kind=population needs data.n_population > 0")
-        model, _, _ = _fit(
+        model, _, info = _fit(
             probe, ref.get("regime", "scratch"), corpus.population, tokenizer,
             run_dir / "reference", _OffsetTracker(tracker, "reference", 0), seed + 1,
             ref.get("max_steps"),
         )  # fmt: skip
-        return model
+        return model, int(info["steps"])
     raise unknown_name("reference kind", ref["kind"], REFERENCE_KINDS)
 
 
@@ -289,6 +262,16 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
     bad = [r for r in regimes if r not in REGIMES]
     if bad:
         raise unknown_name("regime", bad[0], REGIMES)
+    allowed = (
+        ("none", "scratch")
+        if probe["target"]["kind"] == "gpt"
+        else ("none", "full", "lora", "prefix")
+    )
+    if any(r not in allowed for r in regimes):  # fail before any model trains
+        raise InvertError(
+            f"target.kind={probe['target']['kind']} trains in regimes {allowed}, got {regimes}; "
+            f"use scratch for a from-scratch gpt and full/lora/prefix for a pretrained LM"
+        )
     log_cfg = dict(cfg.get("logger") or {})
     kind = log_cfg.pop("kind", "none")
     tracker = build_tracker(kind, run_dir, config=cfg, **log_cfg)
@@ -298,7 +281,7 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
         tokenizer = load_probe_tokenizer(probe["tokenizer"])
         corpus = build_private_corpus(**probe["data"], seed=seed)
         tracker.summary({f"corpus/{k}": v for k, v in corpus.summary().items() if v is not None})
-        reference = _reference(probe, corpus, tokenizer, run_dir, tracker, seed)
+        reference, offset = _reference(probe, corpus, tokenizer, run_dir, tracker, seed)
         ref_stats = None
         if reference is not None:
             with _precision(probe["eval"].get("precision", "fp32")):
@@ -308,7 +291,6 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
                 )  # fmt: skip
         results: dict[str, Any] = {}
         artifacts: dict[str, Any] = {}
-        offset = int(probe["train"]["max_steps"]) if reference is not None else 0
         for regime in regimes:
             start = time.perf_counter()
             model, n_trainable, info = _fit(
@@ -320,13 +302,14 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
             metrics, artifacts[regime] = evaluate_model(
                 model, tokenizer, corpus, probe, ref_stats, n_trainable, seed
             )
-            metrics["train"] = {k: v for k, v in info.items() if k != "history"}
+            metrics["train"] = info
             metrics["eval_seconds"] = time.perf_counter() - eval_start
             metrics["wall_seconds"] = time.perf_counter() - start
             results[regime] = metrics
             tracker.log(flatten(metrics, f"{regime}/"), step=offset)
             logger.info("%s: %s", regime, json.dumps(flatten(metrics), default=str)[:400])
             del model
+            gc.collect()  # a fine-tuned copy of a 135M model should not outlive its regime
         out = _report(cfg, probe, corpus, results, artifacts, run_dir, tracker, started)
     print(json.dumps(out, indent=1, default=str))
     return out

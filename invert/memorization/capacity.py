@@ -15,6 +15,10 @@ Conventions (kept identical everywhere in this module):
   ``eval_every`` steps (a constant LR after warm-up, so chunks equal one long run); after each
   chunk the total memorized bits are scored and :class:`ConvergenceCriterion` decides whether to
   go on. A cell that stops for any other reason is recorded as unconverged and gives no capacity.
+* A converged cell then cools down: the LR decays linearly to 0 over ``cooldown_fraction`` of
+  the steps trained (warmup-stable-decay). At a constant LR the bits plateau where the LR's noise
+  balances progress; the decay collects what that noise hid (5-10% on CPU-sized runs). The
+  paper instead trains ~1M steps, which a CPU cannot.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ from invert.training.trainer import Trainer, TrainerConfig
 def random_sequences(n: int, seq_len: int, vocab_size: int, seed: int) -> torch.Tensor:
     """``[n, seq_len]`` int64 tokens drawn uniformly from ``[0, vocab_size)``, seeded."""
     if min(n, seq_len) < 1 or vocab_size < 2:
-        raise InvertError(f"need n, seq_len >= 1 and vocab_size >= 2, got {n}, {seq_len}, {vocab_size}")
+        raise InvertError(
+            f"need n, seq_len >= 1 and vocab_size >= 2, got {n}, {seq_len}, {vocab_size}"
+        )
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab_size, (n, seq_len), generator=generator)
 
@@ -161,7 +167,8 @@ def run_capacity_cell(
         output_dir: The cell's folder (the Trainer writes ``history.json`` there).
         train: ``lr`` (1e-2), ``batch_size`` (0: full batch), ``warmup_steps`` (50),
             ``max_grad_norm`` (1.0), ``weight_decay`` (0), ``log_every`` (100), ``max_steps``
-            (20000) and ``max_minutes`` (None) of the cell.
+            (20000) and ``max_minutes`` (None) of the constant-LR phase, and
+            ``cooldown_fraction`` (0: none) for the linear decay after convergence.
         convergence: A :class:`ConvergenceCriterion` or its fields.
         mixed_precision: ``no`` (fp32) or ``bf16`` (autocast; scored as trained, under bf16).
         seed: Seeds the data, the initial weights and the data order.
@@ -171,11 +178,14 @@ def run_capacity_cell(
     Returns:
         The cell's record: sizes, ``params``, ``dataset_entropy_bits``, ``memorized_bits``
         (total at the end), ``memorized_fraction``, ``bits_per_parameter``, ``converged``,
-        ``stop_reason``, ``steps``, ``seconds`` and the ``curve`` of ``[step, bits]``.
+        ``stop_reason``, ``steps``, ``steps_to_converge``, ``memorized_bits_at_convergence``
+        (before the cooldown), ``seconds`` and the ``curve`` of ``[step, bits]``.
     """
     train = {"lr": 1e-2, "batch_size": 0, "warmup_steps": 50, "max_grad_norm": 1.0,
              "weight_decay": 0.0, "log_every": 100, "max_steps": 20000, "max_minutes": None,
-             **dict(train or {})}  # fmt: skip
+             "cooldown_fraction": 0.0, **dict(train or {})}  # fmt: skip
+    # YAML 1.1 reads a bare `no` as False; accept that and "fp32" for full precision.
+    mixed_precision = "no" if mixed_precision in (False, None, "fp32") else str(mixed_precision)
     if not isinstance(convergence, ConvergenceCriterion):
         convergence = ConvergenceCriterion(**dict(convergence or {}))
     size = {k: int(v) for k, v in model_size.items()}
@@ -222,6 +232,14 @@ def run_capacity_cell(
             break
         # Same Trainer, same optimizer state: extending max_steps continues the run.
         trainer.config.max_steps = min(trainer.step + convergence.eval_every, max_steps)
+    converged_at, plateau_bits = trainer.step, curve[-1][1]
+    cooldown = round(float(train["cooldown_fraction"]) * trainer.step)
+    if stop_reason == "converged" and cooldown > 0:
+        # The Trainer's own linear schedule, restarted here: "warm-up" ends now (factor 1) and
+        # the factor reaches 0 at the new max_steps. Optimizer state carries on untouched.
+        trainer.config.schedule, trainer.config.warmup_steps = "linear", trainer.step
+        trainer.config.max_steps = trainer.step + cooldown
+        result = trainer.train()
     params = count_parameters(model)
     total = curve[-1][1]
     losses = [h["train/loss"] for h in result.history if "train/loss" in h]
@@ -242,6 +260,8 @@ def run_capacity_cell(
         "converged": stop_reason == "converged",
         "stop_reason": stop_reason,
         "steps": trainer.step,
+        "steps_to_converge": converged_at if stop_reason == "converged" else None,
+        "memorized_bits_at_convergence": plateau_bits if stop_reason == "converged" else None,
         "seconds": time.perf_counter() - start,
         "final_train_loss": losses[-1] if losses else None,
         "curve": [[s, b] for s, b in curve],
@@ -262,10 +282,14 @@ def fit_bits_per_parameter(
     x = torch.tensor(list(params), dtype=torch.float64)
     y = torch.tensor(list(capacities), dtype=torch.float64)
     if x.numel() != y.numel() or x.numel() < 2:
-        raise InvertError(f"need >= 2 (capacity, params) pairs of equal length, got {len(y)}, {len(x)}")
+        raise InvertError(
+            f"need >= 2 (capacity, params) pairs of equal length, got {len(y)}, {len(x)}"
+        )
     dx = x - x.mean()
     if float((dx * dx).sum()) == 0.0:
-        raise InvertError("all models have the same parameter count; sweep model sizes to fit a slope")
+        raise InvertError(
+            "all models have the same parameter count; sweep model sizes to fit a slope"
+        )
     slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
     intercept = float(y.mean() - slope * x.mean())
     residual = float(((y - (slope * x + intercept)) ** 2).sum())
@@ -274,7 +298,9 @@ def fit_bits_per_parameter(
     return slope, intercept, r2
 
 
-def capacity_by_model(cells: Sequence[Mapping[str, Any]], limited_below: float = 0.9) -> list[dict[str, Any]]:
+def capacity_by_model(
+    cells: Sequence[Mapping[str, Any]], limited_below: float = 0.9
+) -> list[dict[str, Any]]:
     """Capacity per model: the plateau (max over N) of converged cells' total memorized bits.
 
     Args:
@@ -312,7 +338,9 @@ def capacity_by_model(cells: Sequence[Mapping[str, Any]], limited_below: float =
 
 CELL_COLUMNS = ("model", "params", "n_sequences", "dataset_entropy_bits", "memorized_bits",
                 "memorized_fraction", "bits_per_parameter", "converged", "stop_reason", "steps",
-                "seconds")  # fmt: skip
+                "steps_to_converge", "seconds")  # fmt: skip
+MODEL_COLUMNS = ("model", "params", "capacity_bits", "bits_per_parameter", "capacity_n",
+                 "converged_cells", "cells", "capacity_limited_cells", "plateau_spread")  # fmt: skip
 
 
 def summarize_cells(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -376,14 +404,17 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
     start, cells, skipped = time.perf_counter(), [], []
     budget = probe.get("max_total_minutes")
     base = {"probe": probe.get("name"), "vocab_size": probe["vocab_size"], "seq_len": probe["seq_len"],
-            "mixed_precision": probe.get("mixed_precision", "no"),
+            "mixed_precision": probe.get("mixed_precision", "no"), "train": probe.get("train"),
+            "convergence": probe.get("convergence"),
             "entropy_convention": "fixed BOS prepended; all S tokens scored; S*log2(V) bits/sequence",
             "param_counting": "all parameters incl. token and position embeddings; tied head once"}  # fmt: skip
     with tracker:
         if probe.get("collect_from"):
             cells = _collect_cells(probe["collect_from"])
-        for size in [] if probe.get("collect_from") else probe["model_sizes"]:
-            for n in probe["n_sequences"]:
+        for entry in [] if probe.get("collect_from") else probe["model_sizes"]:
+            # A size may carry its own N list: capacity grows with size, so should the sweep.
+            size = {k: v for k, v in entry.items() if k != "n_sequences"}
+            for n in entry.get("n_sequences") or probe["n_sequences"]:
                 if budget is not None and time.perf_counter() - start > 60 * float(budget):
                     skipped.append({"model": model_name(size), "n_sequences": n})
                     continue
@@ -395,23 +426,23 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
                     score_batch_size=int(probe.get("score_batch_size", 1024)),
                 )  # fmt: skip
                 cells.append(cell)
-                tracker.log({f"cells/{k}": cell[k] for k in CELL_COLUMNS if k not in ("model", "stop_reason")})
+                tracker.log({f"cells/{k}": cell[k] for k in CELL_COLUMNS[1:] if k != "stop_reason"})
                 # Written after every cell: a killed grid keeps what it finished.
                 save_json(run_dir / "capacity.json", {**base, "cells": cells, "skipped": skipped})
+        if not cells:
+            raise InvertError(f"no cell ran within max_total_minutes={budget}; raise it")
         summary = {**base, **summarize_cells(cells), "skipped": skipped}
-        plots = {"memorized_vs_n": plot_memorized_vs_n(cells, run_dir / "memorized_vs_n.png", summary["models"])}
+        plots = {"memorized_vs_n": run_dir / "memorized_vs_n.png"}
+        plot_memorized_vs_n(cells, plots["memorized_vs_n"], summary["models"])
         if any(m["capacity_bits"] is not None for m in summary["models"]):
-            plots["capacity_vs_params"] = plot_capacity_vs_params(
-                summary["models"], run_dir / "capacity_vs_params.png", summary["fit"]
-            )
+            plots["capacity_vs_params"] = run_dir / "capacity_vs_params.png"
+            plot_capacity_vs_params(summary["models"], plots["capacity_vs_params"], summary["fit"])
         summary.update(wall_seconds=time.perf_counter() - start, plots=plots, cells=cells)
         save_json(run_dir / "capacity.json", summary)
         tracker.log_table("capacity/cells", CELL_COLUMNS, cells)
-        tracker.log_table("capacity/models", list(summary["models"][0]), summary["models"])
+        tracker.log_table("capacity/models", MODEL_COLUMNS, summary["models"])
         for key, path in plots.items():
             tracker.log_image(f"capacity/{key}", path)
-        fit = summary["fit"] or {}
-        tracker.summary({"capacity/bits_per_parameter": summary["bits_per_parameter"],
-                         "capacity/fit_r2": fit.get("r2"), "capacity/converged_cells": summary["converged_cells"],
-                         "capacity/wall_seconds": summary["wall_seconds"]})  # fmt: skip
+        tracker.summary({f"capacity/{k}": summary[k] for k in ("bits_per_parameter", "converged_cells", "wall_seconds")}
+                        | {"capacity/fit_r2": (summary["fit"] or {}).get("r2")})  # fmt: skip
     return summary

@@ -58,7 +58,12 @@ def plot_memorized_vs_n(
         mine = sorted((c for c in cells if c["model"] == name), key=lambda c: c["n_sequences"])
         color = f"C{i % 10}"
         xs = [c["n_sequences"] for c in mine]
-        ax.plot(xs, [c["memorized_bits"] for c in mine], color=color, label=f"{name} ({mine[0]['params']:,} params)")
+        ax.plot(
+            xs,
+            [c["memorized_bits"] for c in mine],
+            color=color,
+            label=f"{name} ({mine[0]['params']:,} params)",
+        )
         for c in mine:
             face = color if c["converged"] else "none"
             ax.plot(c["n_sequences"], c["memorized_bits"], "o", color=color, markerfacecolor=face)
@@ -66,9 +71,13 @@ def plot_memorized_vs_n(
             ax.axhline(capacity[name], color=color, linestyle=":", linewidth=1)
     all_n = sorted({c["n_sequences"] for c in cells})
     per_seq = cells[0]["entropy_bits_per_sequence"]
-    ax.plot(all_n, [n * per_seq for n in all_n], "k--", linewidth=1, label="dataset entropy N·S·log2 V")
+    ax.plot(
+        all_n, [n * per_seq for n in all_n], "k--", linewidth=1, label="dataset entropy N·S·log2 V"
+    )
     top = max(c["memorized_bits"] for c in cells)
-    ax.set_ylim(0, 1.35 * top if top > 0 else 1.0)  # keep the plateaus readable under the entropy line
+    ax.set_ylim(
+        0, 1.35 * top if top > 0 else 1.0
+    )  # keep the plateaus readable under the entropy line
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (random sequences in the training set)")
     ax.set_ylabel("total memorized bits")
@@ -105,7 +114,13 @@ def plot_capacity_vs_params(
     xs = [m["params"] for m in known]
     ax.plot(xs, [m["capacity_bits"] for m in known], "o", color="C0", label="capacity (plateau)")
     for m in known:
-        ax.annotate(m["model"], (m["params"], m["capacity_bits"]), fontsize=7, xytext=(4, -10), textcoords="offset points")
+        ax.annotate(
+            m["model"],
+            (m["params"], m["capacity_bits"]),
+            fontsize=7,
+            xytext=(4, -10),
+            textcoords="offset points",
+        )
     grid = [0.0, 1.1 * max(xs)]
     if fit is not None:
         label = f"fit: {fit['slope']:.2f} bits/param, R²={fit['r2']:.3f}"

@@ -104,6 +104,7 @@ def measure_exposure(
     max_enumerate: int = 20_000,
     batch_size: int = 64,
     seed: int = 0,
+    keep_scores: bool = False,
 ) -> list[dict[str, Any]]:
     """Exposure of each canary under ``model``.
 
@@ -118,6 +119,8 @@ def measure_exposure(
         max_enumerate: Largest |R| that ``auto`` enumerates.
         batch_size: Sequences per forward pass.
         seed: Seeds the sampled candidates (different per canary).
+        keep_scores: Also return every candidate's bits (``candidate_bits``), e.g. to plot
+            the distribution or to refit it.
 
     Returns:
         One dict per canary: ``repetitions``, ``exposure``, ``method``, ``canary_bits``,
@@ -152,6 +155,8 @@ def measure_exposure(
             row["exposure"] = exact_exposure(bits[0], bits[1:])
         else:
             row["exposure"] = skewnorm_exposure(bits[0], bits[1:])
+        if keep_scores:
+            row["candidate_bits"] = bits[1:]
         results.append(row)
     return results
 

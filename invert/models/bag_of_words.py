@@ -31,7 +31,11 @@ class BagOfWordsInverter(nn.Module):
     """
 
     def __init__(
-        self, vocabulary: Sequence[str], embedding_dim: int, hidden_dim: int = 512, embedder_name: str = ""
+        self,
+        vocabulary: Sequence[str],
+        embedding_dim: int,
+        hidden_dim: int = 512,
+        embedder_name: str = "",
     ) -> None:
         super().__init__()
         if not vocabulary:
@@ -40,7 +44,9 @@ class BagOfWordsInverter(nn.Module):
         self.embedding_dim, self.hidden_dim = embedding_dim, hidden_dim
         self.index = {w: i for i, w in enumerate(self.vocabulary)}
         self.mlp = nn.Sequential(
-            nn.Linear(embedding_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, len(self.vocabulary))
+            nn.Linear(embedding_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, len(self.vocabulary)),
         )
 
     @classmethod
@@ -55,7 +61,9 @@ class BagOfWordsInverter(nn.Module):
     ) -> BagOfWordsInverter:
         """An untrained model whose vocabulary is the ``max_vocabulary`` commonest words."""
         counts = Counter(w for t in texts for w in set(_words(t)))
-        vocabulary = [w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:max_vocabulary]]
+        vocabulary = [
+            w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:max_vocabulary]
+        ]
         torch.manual_seed(seed)
         return cls(vocabulary, embedding_dim, hidden_dim, embedder_name)
 
@@ -153,7 +161,9 @@ class BagOfWordsInverter(nn.Module):
             with safe_open(str(path), framework="pt") as fh:
                 meta = fh.metadata() or {}
             model = cls(
-                json.loads(meta["vocabulary"]), int(meta["embedding_dim"]), int(meta["hidden_dim"]),
+                json.loads(meta["vocabulary"]),
+                int(meta["embedding_dim"]),
+                int(meta["hidden_dim"]),
                 meta.get("embedder_name", ""),
             )
             load_model(model, str(path))

@@ -1,20 +1,29 @@
-"""Prefix-LM corrector (vec2text, Morris et al. 2023, arXiv 2310.06816).
+"""The corrector of vec2text (Morris et al. 2023, arXiv 2310.06816), prefix-LM or enc-dec.
 
 Given a target embedding e, the embedding ê of a hypothesis text and that text, the corrector
-writes a text whose embedding should be closer to e. Here the three vectors e, ê and e − ê each
-go through their own :class:`EmbeddingProjection` to k prefix vectors of a pretrained causal LM;
-then come the hypothesis tokens, a learned separator vector, and the target (the only part with
-a loss). Contexts are left-padded so that training and ``generate`` see the same positions.
+writes a text whose embedding should be closer to e. The three vectors e, ê and e − ê each go
+through their own :class:`EmbeddingProjection` to k vectors; then come the hypothesis tokens and
+a learned separator vector. ``prefix_lm`` (the main variant): that context is the prefix of a
+pretrained causal LM, followed by the target (the only part with a loss); contexts are
+left-padded so that training and ``generate`` see the same positions. ``encoder_decoder`` (as in
+the paper's T5): the context is the encoder input and the decoder writes the target.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from invert.embedders.base import check_embeddings
 from invert.errors import InvertError
@@ -22,10 +31,19 @@ from invert.models.base import InverterMixin
 from invert.models.prefix_lm import DEFAULT_LORA_TARGETS
 from invert.models.projection import EmbeddingProjection
 
+logger = logging.getLogger(__name__)
+
 CORRECTOR_TUNINGS = ("full", "lora")
+ARCHITECTURES = ("prefix_lm", "encoder_decoder")
 PROJECTIONS = ("target", "hypothesis", "difference")
 # Fields that change between a model's save and reload without changing the model.
-_VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype"}
+_VOLATILE_CONFIG_KEYS = {
+    "_name_or_path",
+    "transformers_version",
+    "architectures",
+    "dtype",
+    "torch_dtype",
+}
 
 
 class CorrectorMismatchError(InvertError, ValueError):
@@ -45,7 +63,8 @@ class CorrectorConfig(PretrainedConfig):
     Args:
         embedder_name: Embedder whose vectors it corrects toward.
         embedder_dim: Their dimension.
-        lm_config: The causal LM's config as a dict (``model_type`` included).
+        architecture: ``prefix_lm`` (causal LM) or ``encoder_decoder`` (e.g. T5).
+        lm_config: The backbone's config as a dict (``model_type`` included).
         lm_name_or_path: Where the LM weights came from (provenance only).
         inverter_name: Name of the inverter it was trained with (its ``name_or_path`` or kind).
         inverter_fingerprint: :func:`inverter_fingerprint` of that inverter.
@@ -66,6 +85,7 @@ class CorrectorConfig(PretrainedConfig):
         embedder_dim: int = 384,
         lm_config: dict[str, Any] | None = None,
         lm_name_or_path: str = "",
+        architecture: str = "prefix_lm",
         inverter_name: str = "",
         inverter_fingerprint: str = "",
         num_prefix_tokens: int = 4,
@@ -81,11 +101,19 @@ class CorrectorConfig(PretrainedConfig):
         **kwargs: Any,
     ) -> None:
         if tuning not in CORRECTOR_TUNINGS:
-            raise InvertError(f"corrector tuning must be one of {CORRECTOR_TUNINGS}, got {tuning!r}")
+            raise InvertError(
+                f"corrector tuning must be one of {CORRECTOR_TUNINGS}, got {tuning!r}"
+            )
+        if architecture not in ARCHITECTURES:
+            raise InvertError(
+                f"corrector architecture must be one of {ARCHITECTURES}, got {architecture!r}"
+            )
         self.embedder_name, self.embedder_dim = embedder_name, embedder_dim
         self.lm_config, self.lm_name_or_path = lm_config or {}, lm_name_or_path
+        self.architecture = architecture
         self.inverter_name, self.inverter_fingerprint = inverter_name, inverter_fingerprint
-        self.num_prefix_tokens, self.projection_hidden_dim = num_prefix_tokens, projection_hidden_dim
+        self.num_prefix_tokens = num_prefix_tokens
+        self.projection_hidden_dim = projection_hidden_dim
         self.projection_dropout, self.prefix_scale = projection_dropout, prefix_scale
         self.tuning, self.lora_r, self.lora_alpha = tuning, lora_r, lora_alpha
         self.lora_dropout, self.lora_target_modules = lora_dropout, list(lora_target_modules)
@@ -93,8 +121,8 @@ class CorrectorConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class PrefixLMCorrector(InverterMixin, PreTrainedModel):
-    """(e, ê, e − ê, hypothesis) → prefix + tokens → causal LM → corrected text."""
+class Corrector(InverterMixin, PreTrainedModel):
+    """(e, ê, e − ê, hypothesis) → projected vectors + tokens → LM → corrected text."""
 
     config_class = CorrectorConfig
     base_model_prefix = "corrector"
@@ -103,10 +131,13 @@ class PrefixLMCorrector(InverterMixin, PreTrainedModel):
     def __init__(self, config: CorrectorConfig, lm: PreTrainedModel | None = None) -> None:
         """Builds the model from ``config``; ``lm``, when given, supplies pretrained weights."""
         super().__init__(config)
-        pretrained_state = {k: v.detach().clone() for k, v in lm.state_dict().items()} if lm else None
+        pretrained_state = (
+            {k: v.detach().clone() for k, v in lm.state_dict().items()} if lm else None
+        )
         # Untied head, as in PrefixLMInverter: saving must not depend on nested tying rules.
         config.lm_config = {**config.lm_config, "tie_word_embeddings": False}
-        self.lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config.lm_config))
+        auto = AutoModelForCausalLM if config.architecture == "prefix_lm" else AutoModelForSeq2SeqLM
+        self.lm = auto.from_config(AutoConfig.for_model(**config.lm_config))
         d_model = self.lm.get_input_embeddings().embedding_dim
         self.projections = torch.nn.ModuleDict(
             {
@@ -197,6 +228,15 @@ class PrefixLMCorrector(InverterMixin, PreTrainedModel):
         ctx, ctx_mask = self.context(
             target_embeddings, hypothesis_embeddings, hypothesis_ids, hypothesis_mask
         )
+        if self.config.architecture == "encoder_decoder":
+            if labels is None:
+                labels = input_ids.masked_fill(attention_mask == 0, -100)
+            return self.lm(
+                inputs_embeds=ctx,
+                attention_mask=ctx_mask,
+                labels=labels,
+                decoder_attention_mask=attention_mask,
+            )
         inputs = torch.cat([ctx, self.lm.get_input_embeddings()(input_ids)], dim=1)
         mask = torch.cat([ctx_mask, attention_mask], dim=1)
         # Same positions as generate() computes from a left-padded mask.
@@ -239,10 +279,17 @@ class PrefixLMCorrector(InverterMixin, PreTrainedModel):
             ``n`` lists of ``num_return_sequences`` stripped strings.
         """
         if self.tokenizer is None:
-            raise InvertError("this corrector has no tokenizer attached; load it with load_corrector")
-        e, h = self.check_embeddings(target_embeddings), self.check_embeddings(hypothesis_embeddings)
+            raise InvertError(
+                "this corrector has no tokenizer attached; load it with load_corrector"
+            )
+        e, h = (
+            self.check_embeddings(target_embeddings),
+            self.check_embeddings(hypothesis_embeddings),
+        )
         if not (len(e) == len(h) == len(hypotheses)):
-            raise InvertError(f"got {len(e)} targets, {len(h)} hypothesis embeddings, {len(hypotheses)} texts")
+            raise InvertError(
+                f"got {len(e)} targets, {len(h)} hypothesis embeddings, {len(hypotheses)} texts"
+            )
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -251,7 +298,10 @@ class PrefixLMCorrector(InverterMixin, PreTrainedModel):
         for s in range(0, len(e), batch_size):
             ids, mask = self.tokenize_hypotheses(list(hypotheses[s : s + batch_size]))
             inputs, ctx_mask = self.context(
-                e[s : s + batch_size].to(device), h[s : s + batch_size].to(device), ids.to(device), mask.to(device)
+                e[s : s + batch_size].to(device),
+                h[s : s + batch_size].to(device),
+                ids.to(device),
+                mask.to(device),
             )
             generated = self.lm.generate(
                 inputs_embeds=inputs,
@@ -263,18 +313,26 @@ class PrefixLMCorrector(InverterMixin, PreTrainedModel):
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,
             )
-            texts = [t.strip() for t in self.tokenizer.batch_decode(generated, skip_special_tokens=True)]
+            texts = [
+                t.strip() for t in self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+            ]
             out.extend(texts[i : i + k] for i in range(0, len(texts), k))
         self.train(was_training)
         return out
 
     def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        raise InvertError("a corrector needs a hypothesis: use generate_corrections, not generate_texts")
+        raise InvertError(
+            "a corrector needs a hypothesis: use generate_corrections, not generate_texts"
+        )
 
 
-def tokenize_hypotheses(tokenizer: Any, texts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize_hypotheses(
+    tokenizer: Any, texts: list[str], max_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids and mask of hypothesis texts (no special tokens; blank → no tokens)."""
-    rows = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+    rows = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_length)[
+        "input_ids"
+    ]
     width = max(1, max(len(r) for r in rows))
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -284,7 +342,7 @@ def tokenize_hypotheses(tokenizer: Any, texts: list[str], max_length: int) -> tu
     return ids, mask
 
 
-def check_pair(inverter: PreTrainedModel, corrector: PrefixLMCorrector) -> None:
+def check_pair(inverter: PreTrainedModel, corrector: Corrector) -> None:
     """Refuses an inverter/corrector pair built for different embedders.
 
     Raises:
@@ -296,4 +354,12 @@ def check_pair(inverter: PreTrainedModel, corrector: PrefixLMCorrector) -> None:
             f"the inverter was trained on {inv.embedder_name!r} (dim {inv.embedder_dim}) but the "
             f"corrector on {cor.embedder_name!r} (dim {cor.embedder_dim}); train a corrector "
             f"with build_corrector(inverter) on this inverter's hypotheses"
+        )
+    if cor.inverter_fingerprint and cor.inverter_fingerprint != inverter_fingerprint(inverter):
+        # Same embedder, so correction works, but its hypotheses differ from the training ones.
+        logger.warning(
+            "the corrector was trained on hypotheses of another inverter (%s, %s); expect "
+            "smaller gains than with that one",
+            cor.inverter_name,
+            cor.inverter_fingerprint,
         )

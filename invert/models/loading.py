@@ -9,7 +9,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from invert.errors import CheckpointError, unknown_name
-from invert.models.corrector import PrefixLMCorrector
+from invert.models.corrector import Corrector
 from invert.models.hypothesis import HypothesisInverter, HypothesisInverterConfig
 from invert.models.prefix_lm import PrefixLMInverter
 from invert.models.pretrained_lm import (
@@ -22,7 +22,7 @@ from invert.models.pretrained_lm import (
 INVERTER_CLASSES: dict[str, type[PreTrainedModel]] = {
     "invert_prefix_lm": PrefixLMInverter,
     "invert_hypothesis": HypothesisInverter,
-    "invert_corrector": PrefixLMCorrector,
+    "invert_corrector": Corrector,
 }
 INVERTER_KINDS = ("prefix_lm", "hypothesis")
 
@@ -147,58 +147,93 @@ def build_corrector(
     lm_config: dict[str, Any] | None = None,
     tokenizer: str | None = None,
     init_from_inverter: bool = True,
+    architecture: str = "prefix_lm",
     **kwargs: Any,
 ) -> PreTrainedModel:
-    """Builds an untrained prefix-LM corrector (arXiv 2310.06816) for ``inverter``'s embedder.
+    """Builds an untrained corrector (arXiv 2310.06816) for ``inverter``'s embedder.
 
     Args:
         inverter: The trained inverter whose hypotheses it will correct (recorded by name and
             config fingerprint, never by path).
-        lm: Pretrained causal LM (name, folder or hub id); default: the inverter's own LM
-            when ``init_from_inverter`` and it is a prefix-LM inverter, else ``smollm2``.
+        lm: Pretrained backbone (name, folder or hub id). Default: the inverter's own LM when
+            ``init_from_inverter`` and the inverter has the same architecture (a prefix-LM
+            inverter for ``prefix_lm``, a hypothesis inverter for ``encoder_decoder``), else
+            ``smollm2`` (``prefix_lm`` only).
         lm_config: Architecture to build with random init instead (tiny test models).
         tokenizer: Tokenizer name or path; default: the inverter's tokenizer when the LM is
             the inverter's, else ``lm``'s.
-        init_from_inverter: Start from the prefix-LM inverter's LM weights (LoRA merged) and
-            its projection (for the target projection, when shapes match).
-        **kwargs: :class:`~invert.models.corrector.CorrectorConfig` fields.
+        init_from_inverter: Start from the inverter's LM weights (LoRA merged) and its
+            projection (for the target projection, when shapes match).
+        architecture: ``prefix_lm`` (causal LM, the main variant) or ``encoder_decoder``.
+        **kwargs: :class:`~invert.models.corrector.CorrectorConfig` fields; the prefix length
+            and projection width default to the inverter's. With ``encoder_decoder`` and
+            ``tuning="lora"`` pass the backbone's ``lora_target_modules`` (T5: q, k, v, o).
     """
-    from invert.models.corrector import CorrectorConfig, inverter_fingerprint
+    from invert.models.corrector import ARCHITECTURES, CorrectorConfig, inverter_fingerprint
 
+    if architecture not in ARCHITECTURES:
+        raise unknown_name("corrector architecture", architecture, ARCHITECTURES)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # null in a config: default
     common = {
         "embedder_name": inverter.config.embedder_name,
         "embedder_dim": inverter.config.embedder_dim,
         "inverter_name": inverter.config.name_or_path or inverter.config.model_type,
         "inverter_fingerprint": inverter_fingerprint(inverter),
         "max_text_tokens": inverter.config.max_text_tokens,
+        "architecture": architecture,
         **kwargs,
     }
+    # The inverter's projection shape by default, so its weights can seed the target projection.
+    for field in ("num_prefix_tokens", "projection_hidden_dim"):
+        if hasattr(inverter.config, field):
+            common.setdefault(field, getattr(inverter.config, field))
+    same_kind = PrefixLMInverter if architecture == "prefix_lm" else HypothesisInverter
     from_inverter = (
-        init_from_inverter and lm is None and lm_config is None and isinstance(inverter, PrefixLMInverter)
+        init_from_inverter and lm is None and lm_config is None and isinstance(inverter, same_kind)
     )
     if from_inverter:
-        base = _merged_lm_copy(inverter.lm)
+        source = inverter.lm if architecture == "prefix_lm" else inverter.seq2seq
+        base = _merged_lm_copy(source)
         tok = inverter.tokenizer if tokenizer is None else load_tokenizer(tokenizer)
         lm_name = f"inverter:{common['inverter_fingerprint']}"
-    elif lm_config is not None:
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        tok = load_tokenizer(tokenizer or lm or SMOLLM2)
-        base = AutoModelForCausalLM.from_config(AutoConfig.for_model(**{**lm_config, "vocab_size": len(tok)}))
-        lm_name = "random-init"
     else:
-        lm_name = lm or SMOLLM2
-        tok, base = load_tokenizer(tokenizer or lm_name), load_causal_lm(lm_name)
+        base, tok, lm_name = _corrector_backbone(architecture, lm, lm_config, tokenizer)
     token_rms = base.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt().item()
     common.setdefault("prefix_scale", token_rms)
     config = CorrectorConfig(lm_config=base.config.to_dict(), lm_name_or_path=lm_name, **common)
-    model = PrefixLMCorrector(config, lm=base)
+    model = Corrector(config, lm=base)
     if from_inverter:
         source, target = inverter.projection.state_dict(), model.projections["target"].state_dict()
         if all(source[k].shape == v.shape for k, v in target.items()):
             model.projections["target"].load_state_dict(source)
     model.tokenizer = tok
     return model
+
+
+def _corrector_backbone(
+    architecture: str, lm: str | None, lm_config: dict[str, Any] | None, tokenizer: str | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """A fresh (``lm_config``) or pretrained (``lm``) backbone, its tokenizer and its name."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    if architecture == "encoder_decoder" and lm is None and lm_config is None:
+        raise CheckpointError(
+            "an encoder-decoder corrector needs lm=<seq2seq model> or lm_config=..., or a "
+            "hypothesis inverter to start from (init_from_inverter=True)"
+        )
+    auto = AutoModelForCausalLM if architecture == "prefix_lm" else AutoModelForSeq2SeqLM
+    tok = load_tokenizer(tokenizer or lm or SMOLLM2)
+    if lm_config is None:
+        name = lm or SMOLLM2
+        return auto.from_pretrained(resolve_pretrained(name)), tok, name
+    special = {"vocab_size": len(tok)}
+    if architecture == "encoder_decoder":
+        special.update(
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.pad_token_id,
+        )
+    return auto.from_config(AutoConfig.for_model(**{**lm_config, **special})), tok, "random-init"
 
 
 def _merged_lm_copy(lm: PreTrainedModel) -> PreTrainedModel:

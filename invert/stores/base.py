@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from invert.errors import DimensionMismatchError, EmptyInputError, InvertError
 
@@ -100,7 +101,13 @@ class VectorStore(ABC):
         vectors: list[np.ndarray] = []
         docs: list[str] | None = []
         start = 0
-        for batch in self.iter_batches(batch_size):
+        batches = tqdm(
+            self.iter_batches(batch_size),
+            total=-(-total // batch_size),
+            desc=f"reading {self.name}",
+            leave=False,
+        )
+        for batch in batches:
             end = start + len(batch)
             lo, hi = np.searchsorted(wanted, [start, end])
             local = (wanted[lo:hi] - start).tolist()
@@ -118,6 +125,7 @@ class VectorStore(ABC):
 
     def close(self) -> None:
         """Releases file handles and locks (Qdrant's local mode locks its folder)."""
+        return None  # most stores hold nothing to release
 
     def __enter__(self) -> VectorStore:
         return self

@@ -24,7 +24,9 @@ class FaissStore(VectorStore):
         mmap: Memory-map the index (flat indexes) so a large one is not read into RAM.
     """
 
-    def __init__(self, path: str | Path, sidecar: str | Path | None = None, mmap: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, sidecar: str | Path | None = None, mmap: bool = True
+    ) -> None:
         faiss = require_package("faiss", "faiss-cpu")
         path = Path(path).expanduser()
         if not path.is_file():
@@ -49,7 +51,9 @@ class FaissStore(VectorStore):
                 self._texts = [str(r) for r in rows]
             else:
                 self._ids = [str(r.get("id", i)) for i, r in enumerate(rows)]
-                self._texts = [r.get("text") for r in rows] if any("text" in r for r in rows) else None
+                self._texts = (
+                    [r.get("text") for r in rows] if any("text" in r for r in rows) else None
+                )
             n = len(rows)
         elif sidecar.suffix == ".parquet":
             import pyarrow.parquet as pq

@@ -114,8 +114,10 @@ class ParquetStore(VectorStore):
         start = 0
         for table in self._file.iter_batches(batch_size=batch_size, columns=columns):
             n = table.num_rows
-            ids = table.column(self._id_column).to_pylist() if self._id_column else list(
-                range(start, start + n)
+            ids = (
+                table.column(self._id_column).to_pylist()
+                if self._id_column
+                else list(range(start, start + n))
             )
             vectors = np.asarray(table.column(self._vector_column).to_pylist(), dtype=np.float32)
             docs = table.column(self._text_column).to_pylist() if self._text_column else None

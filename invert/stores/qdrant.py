@@ -40,7 +40,9 @@ class QdrantStore(VectorStore):
         if not self._client.collection_exists(collection):
             names = [c.name for c in self._client.get_collections().collections]
             self._client.close()
-            raise StoreError(f"{path} has no Qdrant collection {collection!r}; its collections: {names}")
+            raise StoreError(
+                f"{path} has no Qdrant collection {collection!r}; its collections: {names}"
+            )
         self._collection, self._text_key, self._vector_name = collection, text_key, vector_name
         params = self._client.get_collection(collection).config.params.vectors
         if isinstance(params, dict):  # named vectors
@@ -64,12 +66,17 @@ class QdrantStore(VectorStore):
         offset = None
         while True:
             points, offset = self._client.scroll(
-                self._collection, limit=batch_size, offset=offset,
-                with_vectors=True, with_payload=True,
+                self._collection,
+                limit=batch_size,
+                offset=offset,
+                with_vectors=True,
+                with_payload=True,
             )
             if not points:
                 return
-            vectors = [p.vector[self._vector_name] if self._vector_name else p.vector for p in points]
+            vectors = [
+                p.vector[self._vector_name] if self._vector_name else p.vector for p in points
+            ]
             docs = [(p.payload or {}).get(self._text_key) for p in points]
             yield StoreBatch([p.id for p in points], np.asarray(vectors), docs)
             if offset is None:

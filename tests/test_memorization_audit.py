@@ -1,0 +1,97 @@
+"""The memorization audit end to end on the tiny config, composed with Hydra's compose API."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from invert.errors import InvertError, UnknownNameError
+from invert.memorization.audit import flatten, run_memorization_audit
+from invert.memorization.private_corpus import build_private_corpus
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+# Smaller than audit_tiny itself: this checks the plumbing; the probes' own tests check values.
+FAST = [
+    "logger=none",
+    "probe.regimes=[none,scratch]",
+    "probe.train.max_steps=40",
+    "probe.reference.max_steps=20",
+    "probe.data.n_members=24",
+    "probe.data.n_non_members=24",
+    "probe.data.n_population=24",
+    "probe.data.canary_repetitions=[1,8]",
+    "probe.data.canaries_per_repetition=1",
+    "probe.extraction.max_texts=12",
+    "probe.mia.n_bootstrap=50",
+]
+
+
+def _config(tmp_path: Path, *overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "memorization_audit", overrides=[*FAST, f"paths.output_dir={tmp_path}", *overrides]
+        )
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_primary_config_defaults():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("memorization_audit")
+    assert cfg.logger.kind == "wandb" and cfg.probe.name == "audit_tiny"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        real = compose("memorization_audit", overrides=["probe=audit_smollm2"])
+    assert list(real.probe.regimes) == ["full", "lora", "prefix"]
+    assert real.probe.train.max_steps > 0 and real.probe.reference.kind == "pretrained"
+
+
+def test_audit_runs_end_to_end(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    out = run_memorization_audit(cfg)
+    assert set(out["regimes"]) == {"none", "scratch"}
+    untrained, trained = out["regimes"]["none"], out["regimes"]["scratch"]
+    assert trained["member_loss"] < untrained["member_loss"] - 0.5  # it did train
+    assert trained["train"]["steps"] == 40 and untrained["train"]["steps"] == 0
+    for metrics in (untrained, trained):
+        values = flatten(metrics)
+        assert values and all(math.isfinite(v) for v in values.values())
+        assert set(metrics["mia"]) == {"loss", "reference", "zlib", "min_k", "min_k_plus_plus"}
+        assert 0 <= metrics["mia"]["loss"]["auc"] <= 1
+        assert metrics["exposure"]["method"] == "exact"  # |R| = 1000 is enumerated
+        assert "bits_per_parameter" in metrics["unintended"]
+    assert 0 <= out["headline"]["value"] <= 1
+    # Files: JSON, the comparison table (CSV + markdown) and the plots.
+    saved = json.loads((tmp_path / "memorization_audit.json").read_text())
+    assert saved["headline"] == out["headline"]
+    rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
+    assert [r["regime"] for r in rows] == ["none", "scratch"]
+    assert {"task_loss", "exposure_mean", "mia_loss_auc", "bits_per_param", "wall_s"} <= set(
+        rows[0]
+    )
+    assert (tmp_path / "comparison.md").read_text().startswith("| regime |")
+    for name in (
+        "exposure_vs_repetitions",
+        "extractable_vs_prefix_length",
+        "roc_scratch",
+        "unintended_bits",
+    ):
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0
+    assert '"headline"' in capsys.readouterr().out  # the JSON is printed too
+    # Privacy: no training text (records or canaries) in what the run writes or prints.
+    corpus = build_private_corpus(**cfg["probe"]["data"], seed=cfg["seed"])
+    written = (tmp_path / "memorization_audit.json").read_text() + (
+        tmp_path / "comparison.md"
+    ).read_text()
+    assert not [t for t in corpus.members + [c.text for c in corpus.canaries] if t in written]
+
+
+def test_audit_rejects_bad_settings(tmp_path):
+    with pytest.raises(UnknownNameError, match="regime"):
+        run_memorization_audit(_config(tmp_path, "probe.regimes=[bogus]"))
+    with pytest.raises(InvertError, match="scratch"):
+        run_memorization_audit(_config(tmp_path, "probe.regimes=[lora]"))

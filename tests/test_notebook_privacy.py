@@ -1,0 +1,22 @@
+"""The privacy-audit notebook runs end to end on a CPU in under two minutes."""
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_privacy_audit.ipynb"
+
+
+def test_privacy_notebook_executes(monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # both report figures
