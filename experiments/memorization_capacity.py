@@ -25,7 +25,15 @@ from invert.memorization.capacity import run_capacity_experiment  # noqa: E402
 @hydra.main(version_base=None, config_path="../conf", config_name="memorization_capacity")
 def main(cfg: DictConfig) -> float | None:
     summary = run_capacity_experiment(OmegaConf.to_container(cfg, resolve=True))
-    keys = ("bits_per_parameter", "fit", "models", "converged_cells", "cells_run", "wall_seconds")
+    keys = (
+        "bits_per_parameter",
+        "fit",
+        "models",
+        "converged_cells",
+        "cells_run",
+        "wall_seconds",
+        "cpu_seconds",
+    )
     print(
         json.dumps(
             {k: summary[k] for k in keys} | {"plots": summary["plots"]}, indent=1, default=str

@@ -20,6 +20,7 @@ from invert.memorization.exposure import (
     exposure_from_rank,
     measure_exposure,
     plot_exposure_vs_repetitions,
+    search_rank,
     skewnorm_exposure,
 )
 from invert.memorization.private_corpus import (
@@ -59,6 +60,9 @@ def test_skewnorm_extrapolation_matches_enumeration_on_skewnormal_scores():
         # rank 10 lies beyond the sample's resolution (1/2000): true extrapolation, looser.
         tolerance = 1.0 if rank < 50_000 / 2000 else 0.5
         assert abs(skewnorm_exposure(canary, sample) - exact) < tolerance, rank
+    # Far below every sample the fit overshoots log2 |R|; the cap keeps exposure <= log2 |R|.
+    assert skewnorm_exposure(0.0, sample) > math.log2(50_000)
+    assert skewnorm_exposure(0.0, sample, space_size=50_000) == pytest.approx(math.log2(50_000))
     with pytest.raises(InvertError, match="n_samples"):
         skewnorm_exposure(50.0, sample[:5])
 
@@ -145,6 +149,28 @@ def test_measure_exposure_methods(trained, exposures):
         model, tok, corpus.canaries[:2], corpus.space, "skewnorm", n_samples=100
     )
     assert [r["method"] for r in fitted] == ["skewnorm"] * 2
+    assert all(r["exposure"] <= math.log2(1000) and 1 <= r["rank_in_sample"] <= 101 for r in fitted)
     assert all("secret" not in r and "candidate_bits" not in r for r in fitted)
+    # Canaries that beat every sample get their exact rank by search instead of the fit.
+    top = measure_exposure(
+        model, tok, corpus.canaries[-4:], corpus.space, "skewnorm", n_samples=100
+    )
+    searched = [(r, e) for r, e in zip(top, exact[-4:], strict=True) if r["method"] == "search"]
+    assert searched and all(r["rank"] == e["rank"] for r, e in searched)
+    assert all(r["rank_in_sample"] > 1 for r in top if r["method"] == "skewnorm")
     with pytest.raises(UnknownNameError):
         measure_exposure(model, tok, corpus.canaries, corpus.space, method="guess")
+
+
+def test_search_rank_matches_enumeration(trained, exposures):
+    corpus, tok, model, _ = trained
+    checked = 0
+    for canary, row in zip(corpus.canaries, exposures["trained"], strict=True):
+        if row["rank"] > 30:  # the search's cost grows with the rank
+            continue
+        rank, popped = search_rank(model, tok, canary, 3, max_batches=200, batch_size=32)
+        assert rank == row["rank"] and popped == rank - 1, (rank, row["rank"])
+        checked += 1
+    assert checked >= 3
+    rank, popped = search_rank(model, tok, corpus.canaries[0], 3, max_batches=1)
+    assert rank is None and popped == 0  # one pass expands the root only: no secret yet

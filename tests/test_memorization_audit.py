@@ -95,3 +95,16 @@ def test_audit_rejects_bad_settings(tmp_path):
         run_memorization_audit(_config(tmp_path, "probe.regimes=[bogus]"))
     with pytest.raises(InvertError, match="scratch"):
         run_memorization_audit(_config(tmp_path, "probe.regimes=[lora]"))
+
+
+def test_unintended_bits_by_hand():
+    from invert.memorization.unintended import summarize_unintended, unintended_bits
+
+    bits = unintended_bits([10.0, 30.0, 5.0], [20.0, 25.0, 9.0])  # max(0, ref - target)
+    assert bits.tolist() == [10.0, 0.0, 4.0]
+    out = summarize_unintended(bits, [1.0, 3.0], trainable_parameters=2)
+    assert out["total_bits"] == 14.0 and out["members"]["frac_positive"] == pytest.approx(2 / 3)
+    assert out["corrected_total_bits"] == 14.0 - 3 * 2.0  # minus n_members x mean(non-members)
+    assert out["bits_per_parameter"] == 4.0 and out["raw_bits_per_parameter"] == 7.0
+    with pytest.raises(InvertError, match="same texts"):
+        unintended_bits([1.0], [1.0, 2.0])

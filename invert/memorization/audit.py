@@ -129,6 +129,8 @@ def _fit(
     losses = [h["train/loss"] for h in result.history if "train/loss" in h]
     info = {"steps": result.steps, "lr": float(lr), "train_seconds": result.seconds}
     info["final_train_loss"] = losses[-1] if losses else float("nan")
+    if regime == "lora":  # same function, and the probes run as fast as on the base model
+        model = model.merge_and_unload()
     return model.eval(), n_trainable, info
 
 
@@ -185,7 +187,7 @@ def evaluate_model(
         stats = mia.token_statistics(model, tokenizer, texts, bs)
         exposures = exp_.measure_exposure(
             model, tokenizer, corpus.canaries, corpus.space, ex["method"], ex["n_samples"],
-            ex["max_enumerate"], bs, seed,
+            ex["max_enumerate"], bs, seed, search_batches=ex.get("search_batches", 20),
         )  # fmt: skip
         members = _subset(corpus.members, xt.get("max_texts"), seed)
         held_out = _subset(corpus.non_members, xt.get("max_texts"), seed)

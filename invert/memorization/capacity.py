@@ -92,36 +92,38 @@ def lm_collate(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
 class ConvergenceCriterion:
     """A cell has converged once its memorized bits stop moving.
 
-    Converged when at least ``min_steps`` were trained and every score in the last
-    ``window_steps`` lies within ``rel_tol`` (relative to the latest score) of the latest one,
-    i.e. the curve gained (or lost) less than ``rel_tol`` over the window.
+    Scores taken in the last ``window_steps`` are split into an older and a newer half;
+    converged when at least ``min_steps`` were trained and the two halves' means differ by at
+    most ``rel_tol`` of the newer one. Comparing means, not single scores, keeps the
+    step-to-step noise of a constant LR from hiding a plateau; requiring no drop either keeps a
+    loss spike (Adam at a high LR on a nearly memorized set) from passing for one.
 
     Attributes:
         eval_every: Steps between scores (the training chunk length).
-        window_steps: Length of the flat stretch required.
-        rel_tol: Allowed relative spread over the window (0.01 = 1%).
+        window_steps: The stretch compared; holds ``window_steps / eval_every`` scores (>= 2).
+        rel_tol: Largest relative change between the halves that still counts as flat.
         min_steps: No verdict before this many steps.
     """
 
     eval_every: int = 100
-    window_steps: int = 1000
+    window_steps: int = 400
     rel_tol: float = 0.01
     min_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.eval_every < 1 or self.window_steps < self.eval_every:
-            raise InvertError("convergence needs eval_every >= 1 and window_steps >= eval_every")
+        if self.eval_every < 1 or self.window_steps < 2 * self.eval_every:
+            raise InvertError("convergence needs eval_every >= 1 and window_steps >= 2*eval_every")
 
     def converged(self, curve: Sequence[tuple[int, float]]) -> bool:
         """Whether ``curve`` (``(step, total memorized bits)`` in step order) has converged."""
         if not curve or curve[-1][0] < max(self.min_steps, self.window_steps):
             return False
-        last_step, last = curve[-1]
-        window = [bits for step, bits in curve if step >= last_step - self.window_steps]
-        if len(window) < 2:
+        window = [bits for step, bits in curve if step > curve[-1][0] - self.window_steps]
+        half = len(window) // 2
+        if half < 1:
             return False
-        scale = max(abs(last), 1e-9)
-        return max(abs(b - last) for b in window) <= self.rel_tol * scale
+        older, newer = sum(window[:half]) / half, sum(window[-half:]) / half
+        return abs(newer - older) <= self.rel_tol * max(abs(newer), 1e-9)
 
 
 class _CellTracker(Tracker):
@@ -167,7 +169,8 @@ def run_capacity_cell(
         output_dir: The cell's folder (the Trainer writes ``history.json`` there).
         train: ``lr`` (1e-2), ``batch_size`` (0: full batch), ``warmup_steps`` (50),
             ``max_grad_norm`` (1.0), ``weight_decay`` (0), ``log_every`` (100), ``max_steps``
-            (20000) and ``max_minutes`` (None) of the constant-LR phase, and
+            (20000) and ``max_minutes`` (None; CPU minutes of this process, so a paused or
+            CPU-starved process is not cut short) of the constant-LR phase, and
             ``cooldown_fraction`` (0: none) for the linear decay after convergence.
         convergence: A :class:`ConvergenceCriterion` or its fields.
         mixed_precision: ``no`` (fp32) or ``bf16`` (autocast; scored as trained, under bf16).
@@ -219,7 +222,7 @@ def run_capacity_cell(
     cell_tracker = _CellTracker(tracker, prefix) if tracker is not None else None
     trainer = Trainer(model, TokenRows(rows), lm_collate, config, cell_tracker, eval_fn=score)
     max_steps, max_minutes = int(train["max_steps"]), train["max_minutes"]
-    start, stop_reason = time.perf_counter(), "max_steps"
+    start, cpu_start, stop_reason = time.perf_counter(), time.process_time(), "max_steps"
     while True:
         result = trainer.train()
         if convergence.converged(curve):
@@ -227,7 +230,7 @@ def run_capacity_cell(
             break
         if trainer.step >= max_steps:
             break
-        if max_minutes is not None and time.perf_counter() - start > 60 * float(max_minutes):
+        if max_minutes is not None and time.process_time() - cpu_start > 60 * float(max_minutes):
             stop_reason = "max_minutes"
             break
         # Same Trainer, same optimizer state: extending max_steps continues the run.
@@ -263,6 +266,7 @@ def run_capacity_cell(
         "steps_to_converge": converged_at if stop_reason == "converged" else None,
         "memorized_bits_at_convergence": plateau_bits if stop_reason == "converged" else None,
         "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
         "final_train_loss": losses[-1] if losses else None,
         "curve": [[s, b] for s, b in curve],
     }
@@ -338,7 +342,7 @@ def capacity_by_model(
 
 CELL_COLUMNS = ("model", "params", "n_sequences", "dataset_entropy_bits", "memorized_bits",
                 "memorized_fraction", "bits_per_parameter", "converged", "stop_reason", "steps",
-                "steps_to_converge", "seconds")  # fmt: skip
+                "steps_to_converge", "seconds", "cpu_seconds")  # fmt: skip
 MODEL_COLUMNS = ("model", "params", "capacity_bits", "bits_per_parameter", "capacity_n",
                  "converged_cells", "cells", "capacity_limited_cells", "plateau_spread")  # fmt: skip
 
@@ -376,7 +380,11 @@ def _collect_cells(root: str | Path) -> list[dict[str, Any]]:
     files = sorted(Path(root).rglob("capacity.json"))
     if not files:
         raise InvertError(f"no capacity.json under {root}; point collect_from at a multirun folder")
-    return [cell for f in files for cell in json.loads(f.read_text())["cells"]]
+    cells = [cell for f in files for cell in json.loads(f.read_text())["cells"]]
+    setups = {(c["vocab_size"], c["seq_len"], c["mixed_precision"]) for c in cells}
+    if len(setups) > 1:
+        raise InvertError(f"{root} mixes (V, S, precision) setups {setups}; collect one sweep")
+    return cells
 
 
 def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -401,7 +409,7 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(int(probe["num_threads"]))
     logger_cfg = dict(cfg.get("logger") or {"kind": "none"})
     tracker = build_tracker(logger_cfg.pop("kind", "none"), run_dir, config=dict(cfg), **logger_cfg)
-    start, cells, skipped = time.perf_counter(), [], []
+    start, cpu_start, cells, skipped = time.perf_counter(), time.process_time(), [], []
     budget = probe.get("max_total_minutes")
     base = {"probe": probe.get("name"), "vocab_size": probe["vocab_size"], "seq_len": probe["seq_len"],
             "mixed_precision": probe.get("mixed_precision", "no"), "train": probe.get("train"),
@@ -415,7 +423,8 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
             # A size may carry its own N list: capacity grows with size, so should the sweep.
             size = {k: v for k, v in entry.items() if k != "n_sequences"}
             for n in entry.get("n_sequences") or probe["n_sequences"]:
-                if budget is not None and time.perf_counter() - start > 60 * float(budget):
+                # CPU time, like a cell's max_minutes: a paused process keeps its budget.
+                if budget is not None and time.process_time() - cpu_start > 60 * float(budget):
                     skipped.append({"model": model_name(size), "n_sequences": n})
                     continue
                 cell = run_capacity_cell(
@@ -437,12 +446,13 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
         if any(m["capacity_bits"] is not None for m in summary["models"]):
             plots["capacity_vs_params"] = run_dir / "capacity_vs_params.png"
             plot_capacity_vs_params(summary["models"], plots["capacity_vs_params"], summary["fit"])
-        summary.update(wall_seconds=time.perf_counter() - start, plots=plots, cells=cells)
+        summary.update(wall_seconds=time.perf_counter() - start, plots=plots, cells=cells,
+                       cpu_seconds=time.process_time() - cpu_start)  # fmt: skip
         save_json(run_dir / "capacity.json", summary)
         tracker.log_table("capacity/cells", CELL_COLUMNS, cells)
         tracker.log_table("capacity/models", MODEL_COLUMNS, summary["models"])
         for key, path in plots.items():
             tracker.log_image(f"capacity/{key}", path)
-        tracker.summary({f"capacity/{k}": summary[k] for k in ("bits_per_parameter", "converged_cells", "wall_seconds")}
+        tracker.summary({f"capacity/{k}": summary[k] for k in ("bits_per_parameter", "converged_cells", "wall_seconds", "cpu_seconds")}
                         | {"capacity/fit_r2": (summary["fit"] or {}).get("r2")})  # fmt: skip
     return summary

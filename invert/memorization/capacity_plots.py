@@ -115,11 +115,13 @@ def plot_capacity_vs_params(
     ax.plot(xs, [m["capacity_bits"] for m in known], "o", color="C0", label="capacity (plateau)")
     for m in known:
         ax.annotate(
-            m["model"],
+            f"{m['model']}: {m['bits_per_parameter']:.2f} bits/param",
             (m["params"], m["capacity_bits"]),
             fontsize=7,
-            xytext=(4, -10),
+            xytext=(-4, 6),
+            ha="right",
             textcoords="offset points",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
         )
     grid = [0.0, 1.1 * max(xs)]
     if fit is not None:

@@ -12,6 +12,7 @@ to the log-perplexities of sampled candidates and reads exposure off its CDF:
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from invert.memorization.private_corpus import (
 from invert.memorization.token_scoring import sequence_nll_bits
 
 METHODS = ("auto", "exact", "skewnorm")
+LN2 = math.log(2.0)
 
 
 def exposure_from_rank(rank: int, space_size: int) -> float:
@@ -56,7 +58,9 @@ def exact_exposure(canary_bits: float, other_bits: np.ndarray) -> float:
     return exposure_from_rank(canary_rank(canary_bits, other_bits), len(other_bits) + 1)
 
 
-def skewnorm_exposure(canary_bits: float, sample_bits: np.ndarray) -> float:
+def skewnorm_exposure(
+    canary_bits: float, sample_bits: np.ndarray, space_size: int | None = None
+) -> float:
     """Exposure extrapolated from a skew-normal fit to sampled candidates' log-perplexities.
 
     ``-log2 F(x)`` with ``F`` the fitted CDF, computed from ``logcdf`` so that canaries far in
@@ -65,6 +69,8 @@ def skewnorm_exposure(canary_bits: float, sample_bits: np.ndarray) -> float:
     Args:
         canary_bits: The canary's log-perplexity in bits.
         sample_bits: Log-perplexities of candidates drawn uniformly from R (>= 20).
+        space_size: |R|; caps the result at log2 |R| (rank >= 1), which a fitted tail far
+            beyond the sample can overshoot. None leaves it uncapped.
     """
     sample_bits = np.asarray(sample_bits, dtype=np.float64)
     if sample_bits.size < 20 or not np.all(np.isfinite(sample_bits)):
@@ -74,7 +80,8 @@ def skewnorm_exposure(canary_bits: float, sample_bits: np.ndarray) -> float:
         )
     a, loc, scale = stats.skewnorm.fit(sample_bits)
     log_cdf = float(stats.skewnorm.logcdf(canary_bits, a, loc=loc, scale=scale))
-    return max(0.0, -log_cdf / math.log(2.0))
+    exposure = max(0.0, -log_cdf / math.log(2.0))
+    return min(exposure, math.log2(space_size)) if space_size else exposure
 
 
 def sequence_bits(
@@ -94,6 +101,95 @@ def sequence_bits(
     return out
 
 
+@torch.no_grad()
+def search_rank(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    canary: Canary,
+    n_digits: int,
+    max_batches: int = 20,
+    batch_size: int = 32,
+) -> tuple[int | None, int]:
+    """Exact rank of a digit canary by best-first search over secrets (Carlini et al. 2019, §8).
+
+    Secrets are popped in increasing log-perplexity (Dijkstra on the digit tree: every token
+    adds >= 0 bits), so when the canary pops it has its exact rank among all 10**n_digits
+    secrets, at a cost of about ``rank x n_digits`` expansions instead of |R| scores. This is
+    where skew-normal extrapolation is least reliable: canaries far below every sample.
+
+    Args:
+        model: Causal LM.
+        tokenizer: Must encode each digit as one token (checked; else returns ``(None, 0)``).
+        canary: A canary with an ``n_digits`` numeric secret.
+        n_digits: Digits of the secret.
+        max_batches: Forward passes allowed (each expands up to ``batch_size`` nodes).
+        batch_size: Nodes expanded per forward pass.
+
+    Returns:
+        ``(rank, popped)``: the rank (None when the budget ran out first) and how many secrets
+        were popped ahead of it (so rank > popped when None).
+    """
+    head = tokenize(tokenizer, [canary.prefix])[0]
+    digits = [tokenize(tokenizer, [str(d)], add_bos=False)[0] for d in range(10)]
+    tail = tokenize(tokenizer, [canary.suffix], add_bos=False)[0] if canary.suffix else []
+    if any(len(d) != 1 for d in digits):
+        return None, 0
+    digit_ids = [d[0] for d in digits]
+    if (
+        tokenize(tokenizer, [canary.text])[0]
+        != head + [digit_ids[int(c)] for c in canary.secret] + tail
+    ):
+        return None, 0  # the tokenizer merges across the boundary: the tree would not match
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    heap: list[tuple[float, str, bool]] = [(0.0, "", False)]  # (bits so far, digits, final)
+    popped = 0
+
+    def pop_finals() -> bool:
+        """Pops finals while one is on top (each is the next in rank order); True at the canary."""
+        nonlocal popped
+        while heap and heap[0][2]:
+            popped += 1
+            if heapq.heappop(heap)[1] == canary.secret:
+                return True
+        return False
+
+    try:
+        for _ in range(max_batches):
+            if pop_finals():
+                return popped, popped - 1
+            if not heap:
+                break
+            nodes = [
+                heapq.heappop(heap) for _ in range(min(batch_size, len(heap))) if not heap[0][2]
+            ]
+            rows = [
+                head + [digit_ids[int(c)] for c in d] + (tail if len(d) == n_digits else [])
+                for _, d, _ in nodes
+            ]
+            ids, mask = pad_batch(rows)
+            logp = torch.log_softmax(
+                model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1
+            )
+            for row, (bits, d, _), r in zip(range(len(nodes)), nodes, rows, strict=True):
+                if len(d) < n_digits:  # children: one more digit
+                    step = -logp[row, len(r) - 1, digit_ids].cpu().double().numpy() / LN2
+                    for c in range(10):
+                        heapq.heappush(heap, (bits + float(step[c]), d + str(c), False))
+                else:  # complete: add the suffix tokens' bits and mark final
+                    pos = torch.arange(len(head) + n_digits - 1, len(r) - 1)
+                    extra = (
+                        -logp[row, pos, torch.tensor(r[len(head) + n_digits :])].sum().item() / LN2
+                    )
+                    heapq.heappush(heap, (bits + extra, d, True))
+        if pop_finals():  # finals pushed by the last pass
+            return popped, popped - 1
+    finally:
+        model.train(was_training)
+    return None, popped
+
+
 def measure_exposure(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -105,6 +201,7 @@ def measure_exposure(
     batch_size: int = 64,
     seed: int = 0,
     keep_scores: bool = False,
+    search_batches: int = 20,
 ) -> list[dict[str, Any]]:
     """Exposure of each canary under ``model``.
 
@@ -121,10 +218,14 @@ def measure_exposure(
         seed: Seeds the sampled candidates (different per canary).
         keep_scores: Also return every candidate's bits (``candidate_bits``), e.g. to plot
             the distribution or to refit it.
+        search_batches: Forward passes of :func:`search_rank` for a digit canary that beats
+            every sampled candidate (0 disables): its exact rank replaces the extrapolation.
 
     Returns:
         One dict per canary: ``repetitions``, ``exposure``, ``method``, ``canary_bits``,
-        ``rank`` (exact only), ``max_exposure`` (log2 |R| when known). No secret text.
+        ``rank`` (exact only), ``max_exposure`` (log2 |R| when known); skew-normal rows add
+        ``exposure_uncapped`` (the raw fit) and ``rank_in_sample``; a canary ranked by search
+        gets ``method="search"`` and its exact ``rank``. No secret text.
     """
     if method not in METHODS:
         raise unknown_name("exposure method", method, METHODS)
@@ -154,7 +255,21 @@ def measure_exposure(
             row["rank"] = canary_rank(bits[0], bits[1:])
             row["exposure"] = exact_exposure(bits[0], bits[1:])
         else:
-            row["exposure"] = skewnorm_exposure(bits[0], bits[1:])
+            raw = skewnorm_exposure(bits[0], bits[1:])  # uncapped: how far the fit overshoots
+            cap = math.log2(space.size) if space.size else math.inf
+            row["exposure"], row["exposure_uncapped"] = min(raw, cap), raw
+            row["rank_in_sample"] = canary_rank(bits[0], bits[1:])  # 1: beats every sample
+            if search_batches and row["rank_in_sample"] == 1 and isinstance(space, DigitSpace):
+                rank, popped = search_rank(
+                    model, tokenizer, canary, space.n_digits, search_batches, batch_size
+                )
+                if rank is not None:
+                    row.update(
+                        method="search", rank=rank, exposure=exposure_from_rank(rank, space.size)
+                    )
+                else:  # more than `popped` secrets beat it: that bounds its exposure
+                    bound = exposure_from_rank(popped + 1, space.size)
+                    row["exposure"] = min(row["exposure"], bound)
         if keep_scores:
             row["candidate_bits"] = bits[1:]
         results.append(row)

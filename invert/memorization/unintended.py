@@ -118,9 +118,11 @@ def plot_unintended_bits(
     for ax, (name, (m, n)) in zip(axes, per_model.items(), strict=True):
         top = max(float(np.max(m)), float(np.max(n)), 1.0)
         bins = np.linspace(0, top, 30)
-        ax.hist(m, bins=bins, alpha=0.6, label="members")
-        ax.hist(n, bins=bins, alpha=0.6, label="non-members")
+        # Densities: the splits differ in size (e.g. 128 members vs 256 non-members).
+        ax.hist(m, bins=bins, alpha=0.6, density=True, label=f"members (n={len(m)})")
+        ax.hist(n, bins=bins, alpha=0.6, density=True, label=f"non-members (n={len(n)})")
         ax.set_title(name)
+        ax.set_ylabel("density")
         ax.set_xlabel("max(0, NLL_ref - NLL_target) bits")
         ax.legend(fontsize=7)
     fig.suptitle("Unintended memorization per sample (Morris et al. 2025)")
