@@ -16,11 +16,12 @@ from matplotlib.figure import Figure
 from invert.errors import EmptyInputError
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Renders ``fig`` with the Agg canvas (no pyplot, no global backend) into a PNG at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=120)
+    fig.savefig(path, format="png", dpi=dpi)
     return path
 
 
@@ -82,7 +83,7 @@ def plot_learning_curve(
     axes[-1].set_xlabel("step")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_bars(
@@ -133,4 +134,4 @@ def plot_metric_bars(
         ax.margins(y=0.15)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

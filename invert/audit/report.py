@@ -13,20 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from invert.audit.pii import PII_FIELDS
+from invert.plots import save_figure
 
 LEAK_KEYS = ("bleu", "token_f1", "exact", "cosine")
 UTILITY_KEYS = ("recall@10", "ndcg@10")
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_noise_tradeoff(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:

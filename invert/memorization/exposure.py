@@ -32,6 +32,7 @@ from invert.memorization.private_corpus import (
     tokenize,
 )
 from invert.memorization.token_scoring import sequence_nll_bits
+from invert.plots import save_figure
 
 METHODS = ("auto", "exact", "skewnorm")
 LN2 = math.log(2.0)
@@ -288,7 +289,6 @@ def plot_exposure_vs_repetitions(
     curves: dict[str, dict[int, float]], path: str | Path, max_exposure: float | None = None
 ) -> Path:
     """Exposure against repetition count (log2 x axis), one line per model or regime."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not curves:
@@ -306,8 +306,4 @@ def plot_exposure_vs_repetitions(
     ax.set_title("Canary exposure (Carlini et al. 2019)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)

@@ -20,6 +20,7 @@ import torch
 
 from invert.errors import EmptyInputError, InvertError
 from invert.memorization.private_corpus import Canary, tokenize
+from invert.plots import save_figure
 
 
 @torch.no_grad()
@@ -176,7 +177,6 @@ def plot_extraction_vs_prefix(
             ending in ``non_members`` are drawn dashed.
         path: Where to write the PNG.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not curves:
@@ -192,8 +192,4 @@ def plot_extraction_vs_prefix(
     ax.set_title("Discoverable memorization (Carlini et al. 2022)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)

@@ -31,6 +31,7 @@ from scipy.stats import rankdata
 
 from invert.errors import EmptyInputError, InvertError, unknown_name
 from invert.memorization.private_corpus import pad_batch, tokenize
+from invert.plots import save_figure
 
 
 @dataclass
@@ -297,7 +298,6 @@ def plot_roc(
     scores: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str | None = None
 ) -> Path:
     """ROC curves of several attacks: linear axes and log-log (low-FPR regime) side by side."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not scores:
@@ -318,11 +318,7 @@ def plot_roc(
     log.set_yscale("log")
     lin.legend(fontsize=7, loc="lower right")
     fig.suptitle(title or "Membership inference ROC")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def attack_summary(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:

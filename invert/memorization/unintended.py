@@ -23,6 +23,7 @@ import torch
 
 from invert.errors import EmptyInputError, InvertError
 from invert.memorization.exposure import sequence_bits
+from invert.plots import save_figure
 
 
 def unintended_bits(target_bits: np.ndarray, reference_bits: np.ndarray) -> np.ndarray:
@@ -108,7 +109,6 @@ def plot_unintended_bits(
     per_model: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path
 ) -> Path:
     """Histograms of per-sample memorized bits, members vs non-members, one panel per model."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not per_model:
@@ -126,8 +126,4 @@ def plot_unintended_bits(
         ax.set_xlabel("max(0, NLL_ref - NLL_target) bits")
         ax.legend(fontsize=7)
     fig.suptitle("Unintended memorization per sample (Morris et al. 2025)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
