@@ -4,7 +4,7 @@
   (everything below it is memorizable; a flat stretch under it is the model's capacity);
 * capacity vs parameter count with the fitted bits-per-parameter line.
 
-Drawn on matplotlib's Agg canvas (no pyplot), like :mod:`invert.plots`.
+Drawn on matplotlib's Agg canvas (no pyplot) and written by :func:`invert.plots.save_figure`.
 """
 
 from __future__ import annotations
@@ -13,20 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from invert.errors import EmptyInputError
+from invert.plots import save_figure
 
 PAPER_BITS_PER_PARAMETER = 3.6  # arXiv:2505.24832, GPT-2 models trained in fp32
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=120)
-    return path
 
 
 def plot_memorized_vs_n(
@@ -84,7 +76,7 @@ def plot_memorized_vs_n(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title or "Memorized bits vs dataset size (filled: converged cells)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_capacity_vs_params(
@@ -118,14 +110,15 @@ def plot_capacity_vs_params(
             f"{m['model']}: {m['bits_per_parameter']:.2f} bits/param",
             (m["params"], m["capacity_bits"]),
             fontsize=7,
-            xytext=(-4, 6),
-            ha="right",
+            xytext=(6, -4),
+            ha="left",
+            va="top",
             textcoords="offset points",
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
         )
-    grid = [0.0, 1.1 * max(xs)]
+    grid = [0.0, 1.35 * max(xs)]  # room for the labels right of the points
     if fit is not None:
-        label = f"fit: {fit['slope']:.2f} bits/param, R²={fit['r2']:.3f}"
+        label = f"fit: {fit['slope']:.2f} bits/param, R²={fit['r2']:.4f}"
         ax.plot(grid, [fit["slope"] * x + fit["intercept"] for x in grid], "C0-", label=label)
     paper = PAPER_BITS_PER_PARAMETER
     ax.plot(grid, [paper * x for x in grid], "k:", label=f"{paper} bits/param (arXiv:2505.24832)")
@@ -136,4 +129,4 @@ def plot_capacity_vs_params(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title or "Capacity vs model size", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
