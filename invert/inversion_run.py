@@ -87,6 +87,10 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
             "tokens_per_second": round(result.tokens_per_second, 1),
             "stopped_early": result.stopped_early,
             "train_pairs": len(pairs["train"]),
+            # Draws from the training set (a run may stop inside an epoch): membership audits
+            # replay them with invert.training.trainer.seen_example_indices.
+            "examples_seen": result.steps * train_cfg.batch_size * train_cfg.grad_accum_steps
+            * trainer.accelerator.num_processes,
         },
         "inverter_path": str(inverter_path),
     }

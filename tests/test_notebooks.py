@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb"])
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_correction.ipynb"])
 def test_notebook_executes_without_errors(name: str, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("INVERT_NOTEBOOK_EXPERIMENT", "tiny")

@@ -40,6 +40,18 @@ from invert.tracking import Tracker
 from invert.training.trainer import Trainer, TrainerConfig
 
 
+def budget_seconds() -> float:
+    """The clock that ``max_minutes`` budgets read.
+
+    On a GPU, wall time. On a CPU, this process's CPU time over its torch threads: a process
+    starved on a shared machine is not cut short, and 16 busy threads do not spend a minute's
+    budget in 4 seconds (raw process CPU time sums over threads).
+    """
+    if torch.cuda.is_available():
+        return time.perf_counter()
+    return time.process_time() / max(1, torch.get_num_threads())
+
+
 def random_sequences(n: int, seq_len: int, vocab_size: int, seed: int) -> torch.Tensor:
     """``[n, seq_len]`` int64 tokens drawn uniformly from ``[0, vocab_size)``, seeded."""
     if min(n, seq_len) < 1 or vocab_size < 2:
@@ -169,8 +181,9 @@ def run_capacity_cell(
         output_dir: The cell's folder (the Trainer writes ``history.json`` there).
         train: ``lr`` (1e-2), ``batch_size`` (0: full batch), ``warmup_steps`` (50),
             ``max_grad_norm`` (1.0), ``weight_decay`` (0), ``log_every`` (100), ``max_steps``
-            (20000) and ``max_minutes`` (None; CPU minutes of this process, so a paused or
-            CPU-starved process is not cut short) of the constant-LR phase, and
+            (20000) and ``max_minutes`` (None; minutes of :func:`budget_seconds`: CPU time per
+            torch thread on a CPU, so a starved process is not cut short; wall time on a GPU) of the
+            constant-LR phase, and
             ``cooldown_fraction`` (0: none) for the linear decay after convergence.
         convergence: A :class:`ConvergenceCriterion` or its fields.
         mixed_precision: ``no`` (fp32) or ``bf16`` (autocast; scored as trained, under bf16).
@@ -223,6 +236,7 @@ def run_capacity_cell(
     trainer = Trainer(model, TokenRows(rows), lm_collate, config, cell_tracker, eval_fn=score)
     max_steps, max_minutes = int(train["max_steps"]), train["max_minutes"]
     start, cpu_start, stop_reason = time.perf_counter(), time.process_time(), "max_steps"
+    budget_start = budget_seconds()
     while True:
         result = trainer.train()
         if convergence.converged(curve):
@@ -230,7 +244,7 @@ def run_capacity_cell(
             break
         if trainer.step >= max_steps:
             break
-        if max_minutes is not None and time.process_time() - cpu_start > 60 * float(max_minutes):
+        if max_minutes is not None and budget_seconds() - budget_start > 60 * float(max_minutes):
             stop_reason = "max_minutes"
             break
         # Same Trainer, same optimizer state: extending max_steps continues the run.
@@ -410,6 +424,7 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
     logger_cfg = dict(cfg.get("logger") or {"kind": "none"})
     tracker = build_tracker(logger_cfg.pop("kind", "none"), run_dir, config=dict(cfg), **logger_cfg)
     start, cpu_start, cells, skipped = time.perf_counter(), time.process_time(), [], []
+    budget_start = budget_seconds()
     budget = probe.get("max_total_minutes")
     base = {"probe": probe.get("name"), "vocab_size": probe["vocab_size"], "seq_len": probe["seq_len"],
             "mixed_precision": probe.get("mixed_precision", "no"), "train": probe.get("train"),
@@ -424,7 +439,7 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
             size = {k: v for k, v in entry.items() if k != "n_sequences"}
             for n in entry.get("n_sequences") or probe["n_sequences"]:
                 # CPU time, like a cell's max_minutes: a paused process keeps its budget.
-                if budget is not None and time.process_time() - cpu_start > 60 * float(budget):
+                if budget is not None and budget_seconds() - budget_start > 60 * float(budget):
                     skipped.append({"model": model_name(size), "n_sequences": n})
                     continue
                 cell = run_capacity_cell(

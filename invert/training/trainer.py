@@ -106,6 +106,20 @@ class EpochPermutationSampler(Sampler[int]):
         return self.size
 
 
+def seen_example_indices(size: int, seed: int, examples_seen: int) -> list[int]:
+    """Indices of the examples a single-process run drew in its first ``examples_seen`` draws.
+
+    Replays :class:`EpochPermutationSampler`, so a membership audit can tell the texts a run
+    that stopped inside an epoch actually trained on from those it never reached.
+    """
+    sampler, seen, epoch = EpochPermutationSampler(size, seed), [], 0
+    while epoch * size < examples_seen and len(set(seen)) < size:
+        sampler.set_epoch(epoch)
+        seen.extend(list(sampler)[: examples_seen - epoch * size])
+        epoch += 1
+    return sorted(set(seen))
+
+
 class Trainer:
     """Trains ``model`` on ``dataset`` batched by ``collate_fn``.
 

@@ -1,0 +1,118 @@
+"""The inversion results table end to end on tiny models, two local corpora and a hash embedder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from correction_helpers import HashWordEmbedder
+from helpers import TEXTS, TINY_LLAMA, make_trainer, tiny_inverter, tokenizer_path
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from invert.errors import DimensionMismatchError
+from invert.inversion_table import COLUMNS, encoder_rate, run_inversion_table
+from invert.models.loading import build_corrector
+from invert.models.pretrained_lm import load_tokenizer
+
+OTHER = [
+    "green apples grow on tall trees",
+    "the train left the station at noon",
+    "cold wind blew from the north",
+    "he painted the old fence white",
+    "birds sing early in the morning",
+    "the clock struck twelve times",
+]
+
+
+def _cfg(tmp_path: Path, inverters: dict[str, str], corrector: str | None, zs_lm: str) -> dict:
+    inside, outside = tmp_path / "in.txt", tmp_path / "out.txt"
+    inside.write_text("\n".join(TEXTS * 1 + [t + " today" for t in TEXTS]) + "\n")
+    outside.write_text("\n".join(OTHER) + "\n")
+    return {
+        "seed": 0, "inverters": inverters, "corrector_path": corrector, "n": 3, "batch_size": 8,
+        "encoder_rate_texts": 8, "log_samples": False,
+        "embedder": {"_target_": "correction_helpers.HashWordEmbedder"},
+        "data": {"in_domain": f"file:{inside}", "out_of_domain": [f"file:{outside}"], "seed": 0,
+                 "val_fraction": 0.1, "test_fraction": 0.3, "max_examples": None},
+        "correct": {"steps": [0, 1, 2], "sequence_beam_width": 2, "num_candidates": 2,
+                    "early_stop_cosine": 0.99},
+        "zero_shot": {"enabled": True, "lm": zs_lm, "beam_width": 2, "top_k": 2, "block_size": 1,
+                      "max_tokens": 3},
+        "bow": {"enabled": True, "hidden_dim": 16, "max_vocabulary": 100, "epochs": 2, "lr": 1e-3},
+        "logger": {"kind": "none"}, "paths": {"output_dir": str(tmp_path / "run")},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table")
+    embedder = HashWordEmbedder()
+    paths = {}
+    for regime, seed in (("full", 0), ("prefix", 1)):
+        inverter = tiny_inverter("prefix_lm", seed=seed)
+        make_trainer(inverter, root / f"t{regime}", embeddings=embedder.encode(TEXTS), max_steps=5,
+                     lr=3e-3, warmup_steps=0).train()  # fmt: skip
+        inverter.save_pretrained(root / regime)
+        paths[regime] = str(root / regime)
+    corrector = build_corrector(tiny_inverter("prefix_lm"), num_prefix_tokens=2, projection_hidden_dim=32)
+    corrector.save_pretrained(root / "corrector")
+    tok = load_tokenizer(tokenizer_path())
+    torch.manual_seed(0)
+    lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**{**TINY_LLAMA, "vocab_size": len(tok)}))
+    lm.save_pretrained(root / "lm")
+    tok.save_pretrained(root / "lm")
+    return paths, str(root / "corrector"), str(root / "lm")
+
+
+def test_table_has_every_method_for_every_corpus(tmp_path, saved):
+    inverters, corrector, lm = saved
+    summary = run_inversion_table(_cfg(tmp_path, inverters, corrector, lm))
+    rows = summary["rows"]
+    corpora = {r["corpus"] for r in rows}
+    assert len(corpora) == 2 and {r["domain"] for r in rows} == {"in", "out"}
+    expected = {"bag_of_words", "nearest_neighbour", "zero_shot_search", "inverter_full_0_steps",
+                "inverter_prefix_0_steps", "corrector_1_steps", "corrector_2_steps",
+                "corrector_beam2_2_steps"}  # fmt: skip
+    for corpus in corpora:
+        assert {r["method"] for r in rows if r["corpus"] == corpus} == expected
+    for r in rows:
+        assert 0 <= r["token_f1"] <= 1 and -1 <= r["cosine"] <= 1 and r["n"] == 3
+        # Rows read off a longer run carry no time; methods with the embedder in the loop
+        # report their share of the encoder-bound rate, a fraction in (0, 1].
+        assert (r["seconds_per_100"] is None) == (r["method"] == "corrector_1_steps")
+        if r["method"] in ("zero_shot_search", "corrector_2_steps", "corrector_beam2_2_steps"):
+            assert 0 < r["encoder_bound_fraction"] <= 1.0
+        else:
+            assert r["encoder_bound_fraction"] is None
+    run = tmp_path / "run"
+    with (run / "table.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    md = (run / "table.md").read_text().splitlines()
+    assert md[0] == "| " + " | ".join(COLUMNS) + " |" and len(md) == len(rows) + 2
+    assert (run / "steps.png").stat().st_size > 0
+    assert json.loads((run / "results.json").read_text())["rows"] == json.loads(json.dumps(rows))
+
+
+def test_table_without_corrector_or_search_has_no_step_rows(tmp_path, saved):
+    inverters, _, lm = saved
+    cfg = _cfg(tmp_path, {"full": inverters["full"]}, None, lm)
+    cfg["zero_shot"]["enabled"] = False
+    cfg["data"]["out_of_domain"] = []
+    methods = {r["method"] for r in run_inversion_table(cfg)["rows"]}
+    assert methods == {"bag_of_words", "nearest_neighbour", "inverter_full_0_steps"}
+    assert not (tmp_path / "run" / "steps.png").exists()
+
+
+def test_table_refuses_an_inverter_for_another_embedder(tmp_path, saved):
+    inverters, _, lm = saved
+    cfg = _cfg(tmp_path, inverters, None, lm)
+    cfg["embedder"] = {"_target_": "correction_helpers.HashWordEmbedder", "dim": 8}
+    with pytest.raises(DimensionMismatchError, match="dim 16.*dim 8"):
+        run_inversion_table(cfg)
+
+
+def test_encoder_rate_is_positive():
+    assert encoder_rate(HashWordEmbedder(), TEXTS) > 0
