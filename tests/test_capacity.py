@@ -13,6 +13,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from invert.errors import InvertError
 from invert.memorization.capacity import (
     ConvergenceCriterion,
+    budget_seconds,
     fit_bits_per_parameter,
     memorized_bits,
     random_sequences,
@@ -160,3 +161,14 @@ def test_load_pretrained_target(tmp_path, tuning):
     ids = torch.randint(0, 50, (2, 5))
     assert torch.isfinite(model(input_ids=ids, labels=ids).loss)
     assert sequence_nll_bits(model, ids).shape == (2,)
+
+
+def test_budget_clock_counts_cpu_time_per_thread(monkeypatch):
+    # 4 busy threads spend 4 CPU-seconds per wall second; a minute's budget must not end in 15 s.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr("time.process_time", lambda: 100.0)
+    assert budget_seconds() == 25.0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("time.perf_counter", lambda: 7.0)
+    assert budget_seconds() == 7.0  # on a GPU the budget is wall time
