@@ -18,10 +18,10 @@ from invert.memorization.capacity import (
     memorized_bits,
     random_sequences,
     run_capacity_cell,
-    run_capacity_experiment,
     sequence_entropy_bits,
     with_bos,
 )
+from invert.memorization.capacity_grid import run_capacity_experiment
 from invert.memorization.target_models import build_gpt, count_parameters, load_pretrained_target
 from invert.memorization.token_scoring import sequence_nll_bits, token_logprobs
 

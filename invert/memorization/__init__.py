@@ -9,10 +9,9 @@ from invert.memorization.capacity import (
     memorized_bits,
     random_sequences,
     run_capacity_cell,
-    run_capacity_experiment,
     sequence_entropy_bits,
-    summarize_cells,
 )
+from invert.memorization.capacity_grid import run_capacity_experiment, summarize_cells
 from invert.memorization.capacity_plots import plot_capacity_vs_params, plot_memorized_vs_n
 from invert.memorization.target_models import (
     TargetModel,
@@ -37,6 +36,7 @@ from invert.memorization.extraction import (
     extraction_rates,
     greedy_continuations,
 )
+from invert.memorization.inverter_membership import inverter_membership
 from invert.memorization.membership import (
     ATTACKS,
     bootstrap_auc_ci,
