@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny grid, seconds on CPU")
     parser.add_argument("--cell-minutes", type=float, default=1.6)
     parser.add_argument("--precision", default="no", choices=["no", "bf16"])
+    parser.add_argument("--n-sequences", type=int, nargs="+", help="N values (default: the grid's)")
     args = parser.parse_args(argv)
-    grid = SMOKE if args.smoke else PAPER
+    grid = dict(SMOKE if args.smoke else PAPER)
+    if args.n_sequences:
+        grid["n_sequences"] = args.n_sequences
     out = Path(args.out)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     train = {"lr": 3e-3, "batch_size": 2048, "warmup_steps": 100, "log_every": 1000,
