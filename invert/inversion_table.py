@@ -241,5 +241,4 @@ def _log(cfg: dict[str, Any], run_dir: Path, rows: list[dict], files: dict[str, 
     tracker.summary({f"{r['corpus']}/{r['method']}/{k}": r[k] for r in rows
                      for k in ("bleu", "token_f1", "cosine") if r[k] is not None})  # fmt: skip
     tracker.finish()
-    save_json(run_dir / "table.json", rows)
     logger.info("table: %s", json.dumps({k: str(v) for k, v in files.items()}))

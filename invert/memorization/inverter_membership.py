@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 
 from invert.embedders.base import Embedder
 from invert.errors import EmptyInputError
-from invert.memorization.membership import evaluate_attack
+from invert.memorization.membership import evaluate_attack, zlib_bytes
 from invert.metrics import cosine_similarity_rows, token_f1
 from invert.models.base import tokenize_targets
 
@@ -73,10 +72,6 @@ def conditional_nll(
     return torch.cat(nll).numpy(), torch.cat(counts).numpy()
 
 
-def _zlib_bits(text: str) -> float:
-    return 8.0 * len(zlib.compress(text.encode("utf-8")))
-
-
 def inverter_attack_scores(
     inverter: Any,
     embedder: Embedder,
@@ -97,8 +92,7 @@ def inverter_attack_scores(
         if "loss" in attacks:
             scores["loss"] = -nll / np.maximum(counts, 1)
         if "zlib" in attacks:
-            zbits = np.array([_zlib_bits(t) for t in texts])
-            scores["zlib"] = -(nll / math.log(2)) / zbits
+            scores["zlib"] = -(nll / math.log(2)) / (8.0 * zlib_bytes(texts))
     if {"reconstruction_f1", "reconstruction_cosine"} & set(attacks):
         recon = inverter.generate_texts(
             embeddings,

@@ -125,10 +125,14 @@ def reference_attack(target: TokenStats, texts: Sequence[str], ref: TokenStats |
     return -(target.mean_nll() - ref.mean_nll())
 
 
+def zlib_bytes(texts: Sequence[str]) -> np.ndarray:
+    """Each text's zlib-compressed size in bytes: how predictable it is to a generic compressor."""
+    return np.array([len(zlib.compress(t.encode("utf-8"))) for t in texts], dtype=np.float64)
+
+
 @register_attack("zlib")
 def zlib_attack(target: TokenStats, texts: Sequence[str], ref: TokenStats | None, k: float):
-    sizes = np.array([len(zlib.compress(t.encode("utf-8"))) for t in texts], dtype=np.float64)
-    return -target.mean_nll() / sizes
+    return -target.mean_nll() / zlib_bytes(texts)
 
 
 @register_attack("min_k")
