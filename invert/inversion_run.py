@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from invert.data.pairs import EmbeddedSplit, embed_split
 from invert.data.splits import prepare_corpus
 from invert.embedders.base import Embedder
 from invert.evaluation import evaluate_methods
+from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.loading import load_inverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 from invert.plots import plot_learning_curve, plot_metric_bars
@@ -96,8 +98,9 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     }
     if trainer.is_main_process:
         test = _head(pairs["test"], evaluation["num_examples"])
+        bow = _fit_bag_of_words(pairs["train"], embedder, evaluation, run_dir)
         summary["metrics"] = _evaluate_and_report(
-            inverter, embedder, test, baseline, evaluation, tracker, run_dir
+            inverter, embedder, test, baseline, evaluation, tracker, run_dir, bow
         )
         curve = plot_learning_curve(result.history, run_dir / "learning_curve.png",
                                     keys=("train/loss", "eval/token_f1", "eval/cosine"))
@@ -124,9 +127,10 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = NearestNeighbourInverter(train.texts, train.embeddings, embedder.name)
     tracker = _tracker(cfg, run_dir)
     evaluation = cfg["eval"]
+    bow = _fit_bag_of_words(train, embedder, evaluation, run_dir)
     metrics = _evaluate_and_report(
         inverter, embedder, _head(held_out, evaluation["num_examples"]), baseline,
-        evaluation, tracker, run_dir,
+        evaluation, tracker, run_dir, bow,
     )
     summary = {"metrics": metrics, "inverter_path": cfg["inverter_path"], "split": split}
     tracker.summary(_flatten(metrics))
@@ -144,13 +148,14 @@ def _evaluate_and_report(
     evaluation: dict[str, Any],
     tracker: Tracker,
     run_dir: Path,
+    bow: BagOfWordsInverter | None = None,
 ) -> dict[str, dict[str, float]]:
     metrics, rows = evaluate_methods(
         inverter, embedder, test.texts, test.embeddings, baseline,
         num_candidates=evaluation["num_candidates"], num_beams=evaluation["num_beams"],
-        batch_size=evaluation["batch_size"],
+        batch_size=evaluation["batch_size"], bag_of_words=bow, search=evaluation.get("search"),
     )
-    best = "inverter_rerank" if "inverter_rerank" in metrics else "inverter"
+    best = next(m for m in ("guided_search", "inverter_rerank", "inverter") if m in metrics)
     for method, values in metrics.items():
         tracker.log({f"test/{method}/{k}": v for k, v in values.items()})
     bars = plot_metric_bars(metrics, ("token_f1", "cosine", "exact"), run_dir / "methods.png")
@@ -164,6 +169,27 @@ def _evaluate_and_report(
         ]
         tracker.log_table("samples", list(SAMPLE_COLUMNS), table)
     return metrics
+
+
+def _fit_bag_of_words(
+    train: EmbeddedSplit, embedder: Embedder, evaluation: dict[str, Any], run_dir: Path
+) -> BagOfWordsInverter | None:
+    """The guided search's word proposer, fit on the training pairs (seconds on a CPU)."""
+    search = evaluation.get("search")
+    if not search or not search.get("bow"):
+        return None
+    options = search["bow"]
+    start = time.perf_counter()
+    bow = BagOfWordsInverter.build(
+        train.texts, embedder.dim, int(options["hidden_dim"]),
+        max_vocabulary=int(options["max_vocabulary"]), embedder_name=embedder.name,
+    )  # fmt: skip
+    losses = bow.fit(train.texts, train.embeddings, epochs=int(options["epochs"]),
+                     lr=float(options["lr"]))  # fmt: skip
+    bow.save(run_dir / "bag_of_words.safetensors")
+    logger.info("bag-of-words model: %d words, loss %.4f, %.0f s",
+                len(bow.vocabulary), losses[-1], time.perf_counter() - start)  # fmt: skip
+    return bow
 
 
 def _tracker(cfg: dict[str, Any], run_dir: Path) -> Tracker:
@@ -191,4 +217,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for method, m in metrics.items():
         print(f"  {method:<18} F1 {m['token_f1']:.3f}  cos {m['cosine']:.3f}  "
               f"BLEU {m['bleu']:.1f}  exact {m['exact']:.3f}  ({m['seconds_per_100']:.1f} s/100)")
+    if "guided_search" in metrics and "nearest_neighbour" in metrics:
+        g, nn = metrics["guided_search"], metrics["nearest_neighbour"]
+        print(f"  guided search vs nearest neighbour: F1 {g['token_f1'] - nn['token_f1']:+.3f}, "
+              f"cosine {g['cosine'] - nn['cosine']:+.3f}")
     print(json.dumps(summary, indent=1, default=str))

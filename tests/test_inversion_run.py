@@ -39,13 +39,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_tiny_run_reports_every_method_beside_the_baseline(tiny_run) -> None:
     run_dir, summary = tiny_run
     methods = summary["metrics"]
-    assert set(methods) == {"nearest_neighbour", "inverter", "inverter_rerank"}
+    assert set(methods) == {"nearest_neighbour", "bag_of_words", "inverter", "inverter_rerank",
+                            "guided_search"}
     for metrics in methods.values():
         for key in ("bleu", "sentence_bleu", "token_f1", "exact", "cosine", "seconds_per_100"):
             assert key in metrics
         assert 0.0 <= metrics["token_f1"] <= 1.0
     # Retrieval from the training set returns real sentences: its cosine is far from zero.
     assert methods["nearest_neighbour"]["cosine"] > 0.2
+    # The search starts from the nearest training texts and keeps an edit only when the real
+    # embedder scores it closer: it can never end below retrieval.
+    assert methods["guided_search"]["cosine"] >= methods["nearest_neighbour"]["cosine"] - 1e-6
+    assert (run_dir / "bag_of_words.safetensors").stat().st_size > 0
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["metrics"]["inverter"]["n"] == summary["metrics"]["inverter"]["n"]
     for name in ("learning_curve.png", "methods.png", "predictions.json", "history.json"):

@@ -103,27 +103,43 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
     with tracker:
         if probe.get("collect_from"):
             cells = _collect_cells(probe["collect_from"])
-        for entry in [] if probe.get("collect_from") else probe["model_sizes"]:
+        jobs = [] if probe.get("collect_from") else [
             # A size may carry its own N list: capacity grows with size, so should the sweep.
-            size = {k: v for k, v in entry.items() if k != "n_sequences"}
-            for n in entry.get("n_sequences") or probe["n_sequences"]:
-                # CPU time, like a cell's max_minutes: a paused process keeps its budget.
-                if budget is not None and budget_seconds() - budget_start > 60 * float(budget):
-                    skipped.append({"model": model_name(size), "n_sequences": n})
-                    continue
-                cell = run_capacity_cell(
-                    size, int(n), int(probe["vocab_size"]), int(probe["seq_len"]),
-                    run_dir / "cells" / f"{model_name(size)}_N{n}", train=probe.get("train"),
-                    convergence=probe.get("convergence"), seed=int(probe.get("seed", 0)),
-                    mixed_precision=base["mixed_precision"], tracker=tracker,
-                    score_batch_size=int(probe.get("score_batch_size", 1024)),
-                )  # fmt: skip
-                cells.append(cell)
-                tracker.log({f"cells/{k}": cell[k] for k in CELL_COLUMNS[1:] if k != "stop_reason"})
-                # Written after every cell: a killed grid keeps what it finished.
-                save_json(run_dir / "capacity.json", {**base, "cells": cells, "skipped": skipped})
+            ({k: v for k, v in entry.items() if k != "n_sequences"}, int(n))
+            for entry in probe["model_sizes"]
+            for n in entry.get("n_sequences") or probe["n_sequences"]
+        ]
+
+        def cell_kwargs(size: dict[str, Any], n: int) -> dict[str, Any]:
+            return dict(
+                model_size=size, n_sequences=n, vocab_size=int(probe["vocab_size"]),
+                seq_len=int(probe["seq_len"]),
+                output_dir=run_dir / "cells" / f"{model_name(size)}_N{n}", train=probe.get("train"),
+                convergence=probe.get("convergence"), seed=int(probe.get("seed", 0)),
+                mixed_precision=base["mixed_precision"],
+                score_batch_size=int(probe.get("score_batch_size", 1024)),
+            )  # fmt: skip
+
+        def finished(cell: dict[str, Any]) -> None:
+            cells.append(cell)
+            tracker.log({f"cells/{k}": cell[k] for k in CELL_COLUMNS[1:] if k != "stop_reason"})
+            # Written after every cell: a killed grid keeps what it finished.
+            save_json(run_dir / "capacity.json", {**base, "cells": cells, "skipped": skipped})
+
+        workers = int(probe.get("workers") or 1)
+        parallel = workers > 1 and len(jobs) > 1
+        if parallel:
+            _run_parallel(jobs, cell_kwargs, finished, skipped, workers, budget, tracker,
+                          int(probe.get("num_threads") or 1))  # fmt: skip
+        for size, n in [] if parallel else jobs:
+            # CPU time, like a cell's max_minutes: a paused process keeps its budget.
+            if budget is not None and budget_seconds() - budget_start > 60 * float(budget):
+                skipped.append({"model": model_name(size), "n_sequences": n})
+                continue
+            finished(run_capacity_cell(**cell_kwargs(size, n), tracker=tracker))
         if not cells:
             raise InvertError(f"no cell ran within max_total_minutes={budget}; raise it")
+        cells.sort(key=lambda c: (c["params"], c["n_sequences"]))  # workers finish out of order
         summary = {**base, **summarize_cells(cells), "skipped": skipped}
         plots = {"memorized_vs_n": run_dir / "memorized_vs_n.png"}
         plot_memorized_vs_n(cells, plots["memorized_vs_n"], summary["models"])
@@ -140,3 +156,52 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
         tracker.summary({f"capacity/{k}": summary[k] for k in ("bits_per_parameter", "converged_cells", "wall_seconds", "cpu_seconds")}
                         | {"capacity/fit_r2": (summary["fit"] or {}).get("r2")})  # fmt: skip
     return summary
+
+
+def _init_worker(num_threads: int) -> None:
+    torch.set_num_threads(num_threads)
+
+
+def _run_parallel(
+    jobs: list[tuple[dict[str, Any], int]],
+    cell_kwargs: Any,
+    finished: Any,
+    skipped: list[dict[str, Any]],
+    workers: int,
+    budget_minutes: float | None,
+    tracker: Any,
+    num_threads: int,
+) -> None:
+    """Runs cells in ``workers`` processes at once (cells are independent runs).
+
+    The budget is wall time here: a cell not started within it is skipped. Curves reach the
+    tracker when a cell ends (a worker process cannot hold the parent's W&B run).
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from invert.memorization.capacity import _CellTracker
+
+    # Longest first (cost ~ N x width x depth), so the last cell to finish is a short one.
+    queue = sorted(jobs, key=lambda j: -j[1] * j[0]["d_model"] * j[0]["n_layer"])
+    start, running = time.perf_counter(), {}
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(num_threads,)) as pool:  # fmt: skip
+        while queue or running:
+            while queue and len(running) < workers:
+                size, n = queue.pop(0)
+                if budget_minutes is not None and time.perf_counter() - start > 60 * budget_minutes:
+                    skipped.append({"model": model_name(size), "n_sequences": n})
+                    continue
+                running[pool.submit(run_capacity_cell, **cell_kwargs(size, n))] = (size, n)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.pop(future)
+                cell = future.result()
+                cell_log = _CellTracker(tracker, f"cell/{cell['model']}/N{cell['n_sequences']}")
+                for step, bits in cell["curve"]:
+                    cell_log.log({"memorized_bits": bits}, step=step)
+                finished(cell)

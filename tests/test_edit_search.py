@@ -1,0 +1,84 @@
+"""Embedder-guided word-edit search: it climbs cosine, recovers words, and refuses bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from correction_helpers import CountingEmbedder, HashWordEmbedder
+
+from invert.edit_search import edit_search
+from invert.errors import DimensionMismatchError, InvertError
+from invert.metrics import token_f1
+
+TARGETS = [
+    "the committee approved the harbour expansion in march",
+    "a quiet village sits beside the northern lake",
+]
+SEEDS = [["the council rejected a plan in june"], ["a loud city sits near the river"]]
+# The words a bag-of-words model might guess: the target's content words among distractors.
+PROPOSALS = [
+    ["committee", "approved", "harbour", "expansion", "march", "council", "river", "budget"],
+    ["quiet", "village", "beside", "northern", "lake", "mountain", "city", "harbour"],
+]
+
+
+def _embedder() -> HashWordEmbedder:
+    # 256 dims: random word vectors are then nearly orthogonal, so cosine tracks word overlap.
+    return HashWordEmbedder(dim=256)
+
+
+def _run(embedder, **kwargs):
+    targets = embedder.encode(TARGETS)
+    defaults = dict(num_rounds=15, edits_per_round=16, beam_width=2, seed=0)
+    return edit_search(targets, embedder, SEEDS, PROPOSALS, **{**defaults, **kwargs})
+
+
+def test_search_moves_seeds_toward_the_target_words():
+    embedder = _embedder()
+    result = _run(embedder)
+    start = [token_f1(s[0], t) for s, t in zip(SEEDS, TARGETS, strict=True)]
+    end = [token_f1(p, t) for p, t in zip(result.texts, TARGETS, strict=True)]
+    # Word-overlap cosine: the search must swap in the target's words and drop the seed's.
+    assert all(e >= 0.8 for e in end), (result.texts, end)
+    assert all(e > s + 0.4 for s, e in zip(start, end, strict=True))
+    assert result.cosines[0] > 0.9 and result.cosines[1] > 0.9
+
+
+def test_best_cosine_never_falls_and_round_zero_is_the_best_seed():
+    embedder = _embedder()
+    targets = embedder.encode(TARGETS)
+    seeds = [SEEDS[0] + [TARGETS[0]], SEEDS[1]]
+    result = edit_search(targets, embedder, seeds, PROPOSALS, num_rounds=5, edits_per_round=8)
+    curve = result.mean_cosine_by_round
+    assert len(curve) == 6
+    assert all(b >= a - 1e-6 for a, b in zip(curve, curve[1:], strict=False))
+    assert result.texts_by_round[0][0] == TARGETS[0]  # an exact seed wins at round 0
+    assert result.texts[0] == TARGETS[0]
+
+
+def test_zero_rounds_returns_the_closest_seed_and_early_stop_freezes_solved_examples():
+    embedder = CountingEmbedder(_embedder())
+    targets = embedder.encode(TARGETS)
+    embedder.calls.clear()
+    seeds = [[SEEDS[0][0], TARGETS[0]], SEEDS[1]]
+    result = edit_search(targets, embedder, seeds, PROPOSALS, num_rounds=3, edits_per_round=8,
+                         early_stop_cosine=0.99)  # fmt: skip
+    assert result.texts[0] == TARGETS[0]
+    later = [t for call in embedder.calls[1:] for t in call]
+    # Example 0 was solved at round 0, so none of the later candidates are its edits.
+    assert not any("committee" in t for t in later)
+    assert len(later) == len(set(later))  # nothing embedded twice across rounds
+    assert result.embedder_calls == len(embedder.calls) == 4
+
+
+def test_bad_input_is_refused_clearly():
+    embedder = _embedder()
+    targets = embedder.encode(TARGETS)
+    with pytest.raises(InvertError, match="one row of seeds"):
+        edit_search(targets, embedder, SEEDS[:1], PROPOSALS)
+    with pytest.raises(InvertError, match="no non-blank seed"):
+        edit_search(targets, embedder, [["  "], SEEDS[1]], PROPOSALS)
+    with pytest.raises(DimensionMismatchError, match=str(embedder.dim)):
+        edit_search(torch.randn(2, embedder.dim + 1), embedder, SEEDS, PROPOSALS)
+    with pytest.raises(InvertError, match="nan|NaN|finite"):
+        edit_search(torch.full((2, embedder.dim), float("nan")), embedder, SEEDS, PROPOSALS)
