@@ -25,6 +25,7 @@ def run_inverter_benchmark(
     tuning: str = "lora",
     mixed_precision: str = "bf16",
     results_glob: str = "outputs/config/*/results.json",
+    search_n: int = 32,
 ) -> dict[str, Any]:
     """Measures embedding, training and generation throughput of the quick-start setup.
 
@@ -37,6 +38,8 @@ def run_inverter_benchmark(
         tuning: Prefix-LM tuning regime (``lora``, ``full``, ``prefix``).
         mixed_precision: ``bf16`` or ``no`` for the training steps.
         results_glob: Where quick-start ``results.json`` files are; the newest is reported.
+        search_n: Held-out embeddings inverted by the guided edit search, timed against the
+            encoder-bound rate (every text it embedded, at ``embedding_texts_per_s``).
 
     Returns:
         A JSON-ready dict of rates and the newest quick-start metrics (if any).
@@ -89,9 +92,32 @@ def run_inverter_benchmark(
             "new_tokens_per_s": round(new_tokens / gen_seconds, 1),
         },
     }
+    report["guided_search"] = _guided_search_rate(corpus, inverter.tokenizer, embedder, texts,
+                                                  embeddings, embed_rate, search_n)  # fmt: skip
     found = sorted(glob.glob(results_glob), key=os.path.getmtime)
     if found:
         report["quickstart"] = {"results": found[-1], **json.loads(open(found[-1]).read())}
     else:
         report["quickstart"] = "no results.json yet: run `make quickstart` first"
     return report
+
+
+def _guided_search_rate(corpus: str, tokenizer: Any, embedder: Any, train_texts: list[str],
+                        train_embeddings: torch.Tensor, embed_rate: float, n: int) -> dict[str, Any]:  # fmt: skip
+    """Times :func:`guided_search` (retrieval seeds, 6 rounds) against the encoder alone."""
+    from invert.edit_search import guided_search
+    from invert.models.nearest_neighbour import NearestNeighbourInverter
+
+    held = prepare_corpus(corpus, max_tokens=32, tokenizer=tokenizer)["test"]["text"][:n]
+    targets = embedder.encode(held)
+    baseline = NearestNeighbourInverter(train_texts, train_embeddings, embedder.name)
+    start = time.perf_counter()
+    result = guided_search(targets, embedder, None, baseline, None, {"num_rounds": 6})
+    seconds = time.perf_counter() - start
+    return {
+        "inversions": n,
+        "seconds_per_100": round(100 * seconds / n, 1),
+        "texts_embedded": result.embedded_texts,
+        # 1.0 would mean the search costs nothing beyond its encoder calls.
+        "encoder_bound_fraction": round(result.embedded_texts / embed_rate / seconds, 3),
+    }

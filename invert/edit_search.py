@@ -18,8 +18,9 @@ toward the target.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -27,6 +28,8 @@ from tqdm.auto import tqdm
 from invert.correction import CosineScorer
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
+from invert.models.bag_of_words import BagOfWordsInverter
+from invert.models.nearest_neighbour import NearestNeighbourInverter
 
 
 @dataclass
@@ -162,3 +165,49 @@ def _keep_best(
         sum(scorer.cosine(i, t) for i, t in enumerate(best)) / len(best)
     )
     return beams
+
+
+def guided_search(
+    embeddings: torch.Tensor,
+    embedder: Embedder,
+    hypotheses: Sequence[str] | None,
+    baseline: NearestNeighbourInverter | None,
+    bag_of_words: BagOfWordsInverter | None,
+    search: Mapping[str, Any],
+    show_progress: bool = False,
+) -> EditSearchResult:
+    """:func:`edit_search` seeded by an inverter and retrieval, with bag-of-words proposals.
+
+    Args:
+        embeddings: ``[n, dim]`` targets.
+        embedder: The real embedder.
+        hypotheses: One inverter text per target (None: retrieval seeds only).
+        baseline: Nearest-neighbour index whose ``search["nn_seeds"]`` closest texts join the
+            seeds (None: none).
+        bag_of_words: Proposes its ``search["proposal_words"]`` likeliest words per target;
+            without it, the seeds' own words are the proposals.
+        search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
+            ``proposal_words`` and ``seed`` (defaults 6, 16, 1, 4, 24, 0).
+        show_progress: Progress bar over rounds.
+    """
+    n = len(embeddings)
+    seeds: list[list[str]] = [[h] for h in hypotheses] if hypotheses is not None else [[] for _ in range(n)]
+    k = int(search.get("nn_seeds", 4))
+    if baseline is not None and k > 0:
+        neighbours = baseline.invert(embeddings, k=k)
+        for row, near in zip(seeds, neighbours, strict=True):
+            row.extend([near] if isinstance(near, str) else near)
+    if bag_of_words is not None:
+        words = bag_of_words.predict_words(embeddings, top_k=int(search.get("proposal_words", 24)))
+    else:
+        words = [[w for t in row for w in t.split()] for row in seeds]
+    # A blank hypothesis from an untrained inverter must not leave an example with no seed.
+    seeds = [row if any(t.strip() for t in row) else [" ".join(w[:8]) or "the"]
+             for row, w in zip(seeds, words, strict=True)]  # fmt: skip
+    return edit_search(
+        embeddings, embedder, seeds, words,
+        num_rounds=int(search.get("num_rounds", 6)),
+        edits_per_round=int(search.get("edits_per_round", 16)),
+        beam_width=int(search.get("beam_width", 1)),
+        seed=int(search.get("seed", 0)), show_progress=show_progress,
+    )  # fmt: skip

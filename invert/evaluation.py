@@ -10,7 +10,7 @@ import torch
 from transformers import PreTrainedModel
 
 from invert.api import invert_embeddings
-from invert.edit_search import edit_search
+from invert.edit_search import guided_search
 from invert.embedders.base import Embedder
 from invert.metrics import reconstruction_metrics
 from invert.models.bag_of_words import BagOfWordsInverter
@@ -68,9 +68,10 @@ def evaluate_methods(
                 num_candidates=num_candidates, batch_size=batch_size, show_progress=show_progress,
             )
     if search is not None and (inverter is not None or baseline is not None):
-        runs["guided_search"] = lambda: _guided_search(
-            embeddings, embedder, outputs, baseline, bag_of_words, search, show_progress
-        )
+        runs["guided_search"] = lambda: guided_search(
+            embeddings, embedder, outputs.get("inverter_rerank") or outputs.get("inverter"),
+            baseline, bag_of_words, search, show_progress,
+        ).texts
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = [{"target": t} for t in texts]
     seconds_by_method: dict[str, float] = {}
@@ -92,41 +93,3 @@ def evaluate_methods(
             row[f"{method}_bleu"] = example["bleu"]
     return results, rows
 
-
-def _guided_search(
-    embeddings: torch.Tensor,
-    embedder: Embedder,
-    outputs: Mapping[str, list[str]],
-    baseline: NearestNeighbourInverter | None,
-    bag_of_words: BagOfWordsInverter | None,
-    search: Mapping[str, Any],
-    show_progress: bool,
-) -> list[str]:
-    """Seeds: the inverter's texts and the nearest training texts; words: bag-of-words guesses."""
-    n = len(embeddings)
-    seeds: list[list[str]] = [[] for _ in range(n)]
-    for method in ("inverter_rerank", "inverter"):
-        if method in outputs:
-            for row, text in zip(seeds, outputs[method], strict=True):
-                row.append(text)
-            break
-    k = int(search.get("nn_seeds", 4))
-    if baseline is not None and k > 0:
-        neighbours = baseline.invert(embeddings, k=k)
-        for row, near in zip(seeds, neighbours, strict=True):
-            row.extend([near] if isinstance(near, str) else near)
-    if bag_of_words is not None:
-        words = bag_of_words.predict_words(embeddings, top_k=int(search.get("proposal_words", 24)))
-    else:
-        words = [[w for t in row for w in t.split()] for row in seeds]
-    # A blank hypothesis from an untrained inverter must not leave an example with no seed.
-    seeds = [row if any(t.strip() for t in row) else [" ".join(w[:8]) or "the"]
-             for row, w in zip(seeds, words, strict=True)]  # fmt: skip
-    result = edit_search(
-        embeddings, embedder, seeds, words,
-        num_rounds=int(search.get("num_rounds", 6)),
-        edits_per_round=int(search.get("edits_per_round", 16)),
-        beam_width=int(search.get("beam_width", 1)),
-        seed=int(search.get("seed", 0)), show_progress=show_progress,
-    )  # fmt: skip
-    return result.texts

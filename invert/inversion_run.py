@@ -99,7 +99,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     if trainer.is_main_process:
         test = _head(pairs["test"], evaluation["num_examples"])
         bow = _fit_bag_of_words(pairs["train"], embedder, evaluation, run_dir)
-        summary["metrics"] = _evaluate_and_report(
+        summary["metrics"], examples = _evaluate_and_report(
             inverter, embedder, test, baseline, evaluation, tracker, run_dir, bow
         )
         curve = plot_learning_curve(result.history, run_dir / "learning_curve.png",
@@ -109,7 +109,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
             tracker.log_artifact(inverter_path, name="inverter", type="model")
         tracker.summary(_flatten(summary["metrics"]))
         save_json(run_dir / "results.json", summary)
-        _print_summary(summary)
+        _print_summary(summary, examples)
     tracker.finish()
     return summary
 
@@ -128,14 +128,14 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     tracker = _tracker(cfg, run_dir)
     evaluation = cfg["eval"]
     bow = _fit_bag_of_words(train, embedder, evaluation, run_dir)
-    metrics = _evaluate_and_report(
+    metrics, examples = _evaluate_and_report(
         inverter, embedder, _head(held_out, evaluation["num_examples"]), baseline,
         evaluation, tracker, run_dir, bow,
     )
     summary = {"metrics": metrics, "inverter_path": cfg["inverter_path"], "split": split}
     tracker.summary(_flatten(metrics))
     save_json(run_dir / "results.json", summary)
-    _print_summary(summary)
+    _print_summary(summary, examples)
     tracker.finish()
     return summary
 
@@ -149,7 +149,9 @@ def _evaluate_and_report(
     tracker: Tracker,
     run_dir: Path,
     bow: BagOfWordsInverter | None = None,
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], list[dict[str, str]]]:
+    """Scores every method, logs and saves them; returns the metrics and a few printable rows
+    (none when ``eval.log_examples`` is off: private corpora stay off the terminal too)."""
     metrics, rows = evaluate_methods(
         inverter, embedder, test.texts, test.embeddings, baseline,
         num_candidates=evaluation["num_candidates"], num_beams=evaluation["num_beams"],
@@ -168,7 +170,10 @@ def _evaluate_and_report(
             for r in rows[: evaluation["table_rows"]]
         ]
         tracker.log_table("samples", list(SAMPLE_COLUMNS), table)
-    return metrics
+    shown = int(evaluation.get("print_examples", 5)) if evaluation.get("log_examples", True) else 0
+    methods = [m for m in ("nearest_neighbour", "inverter", best) if m in metrics]
+    examples = [{m: r[m] for m in ("target", *dict.fromkeys(methods))} for r in rows[:shown]]
+    return metrics, examples
 
 
 def _fit_bag_of_words(
@@ -211,8 +216,14 @@ def _flatten(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"{m}/{k}": v for m, values in metrics.items() for k, v in values.items()}
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> None:
     metrics = summary["metrics"]
+    print(json.dumps(summary, indent=1, default=str))
+    for example in examples:
+        print(f"\ntarget             {example['target']}")
+        for method, text in example.items():
+            if method != "target":
+                print(f"  → {method:<16} {text}")
     print("\nheld-out metrics (token F1 / cosine / BLEU / exact):")
     for method, m in metrics.items():
         print(f"  {method:<18} F1 {m['token_f1']:.3f}  cos {m['cosine']:.3f}  "
@@ -221,4 +232,3 @@ def _print_summary(summary: dict[str, Any]) -> None:
         g, nn = metrics["guided_search"], metrics["nearest_neighbour"]
         print(f"  guided search vs nearest neighbour: F1 {g['token_f1'] - nn['token_f1']:+.3f}, "
               f"cosine {g['cosine'] - nn['cosine']:+.3f}")
-    print(json.dumps(summary, indent=1, default=str))

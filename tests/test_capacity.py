@@ -131,14 +131,35 @@ def test_fit_recovers_known_slope():
         fit_bits_per_parameter([1.0, 2.0], [10, 10])
 
 
-def test_tiny_config_composes_and_runs(tmp_path):
+def _tiny_grid(out, *extra):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    overrides = ["probe=capacity_tiny", "logger=none", f"paths.output_dir={tmp_path}"]
+    overrides = ["probe=capacity_tiny", "logger=none", f"paths.output_dir={out}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="memorization_capacity", overrides=overrides)
-    summary = run_capacity_experiment(OmegaConf.to_container(cfg, resolve=True))
+    return cfg, run_capacity_experiment(OmegaConf.to_container(cfg, resolve=True))
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    cfg, summary = _tiny_grid(out)
+    return out, cfg, summary
+
+
+def test_parallel_workers_give_the_same_cells(tmp_path, tiny_grid):
+    _, _, sequential = tiny_grid
+    _, parallel = _tiny_grid(tmp_path, "+probe.workers=2")
+    # Cells are seeded, one thread each: two worker processes must reproduce them exactly,
+    # reported in the same (params, N) order whatever order they finish in.
+    key = lambda c: (c["model"], c["n_sequences"], c["steps"], round(c["memorized_bits"], 6))  # noqa: E731
+    assert [key(c) for c in parallel["cells"]] == [key(c) for c in sequential["cells"]]
+    assert parallel["bits_per_parameter"] == pytest.approx(sequential["bits_per_parameter"])
+
+
+def test_tiny_config_composes_and_runs(tiny_grid):
+    tmp_path, cfg, summary = tiny_grid
     saved = json.loads((tmp_path / "capacity.json").read_text())
     assert saved["cells_run"] == len(cfg.probe.model_sizes) * len(cfg.probe.n_sequences)
     assert all(c["memorized_bits"] <= c["dataset_entropy_bits"] for c in saved["cells"])

@@ -70,12 +70,18 @@ def test_tiny_run_writes_an_offline_wandb_run_with_metrics_and_samples(tiny_run)
     assert list((runs[0] / "files" / "media").rglob("samples*.table.json"))
 
 
-def test_second_run_hits_the_embedding_cache(tiny_run, tmp_path: Path, caplog) -> None:
+def test_second_run_hits_the_embedding_cache(tiny_run, tmp_path: Path, caplog, capsys) -> None:
     caplog.set_level(logging.INFO, logger="invert")
     cfg = tiny_config(tmp_path, "experiment=tiny", "logger=none", "train.max_steps=1",
                       "eval.val_examples=0")
-    run_inversion_experiment(cfg)
+    summary = run_inversion_experiment(cfg)
     assert "train: " in caplog.text and "(from cache)" in caplog.text
+    # The run ends by printing a few (target -> reconstruction) rows under the metrics.
+    printed = capsys.readouterr().out
+    rows = json.loads((tmp_path / "predictions.json").read_text())
+    assert f"target             {rows[0]['target']}" in printed
+    assert f"→ guided_search    {rows[0]['guided_search']}" in printed
+    assert "guided search vs nearest neighbour" in printed and "guided_search" in summary["metrics"]
 
 
 def test_saved_inverter_evaluates_on_another_corpus(tiny_run, tmp_path: Path) -> None:

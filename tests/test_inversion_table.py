@@ -42,6 +42,8 @@ def _cfg(tmp_path: Path, inverters: dict[str, str], corrector: str | None, zs_lm
         "zero_shot": {"enabled": True, "lm": zs_lm, "beam_width": 2, "top_k": 2, "block_size": 1,
                       "max_tokens": 3},
         "bow": {"enabled": True, "hidden_dim": 16, "max_vocabulary": 100, "epochs": 2, "lr": 1e-3},
+        "search": {"enabled": True, "rounds": [1, 2], "edits_per_round": 4, "nn_seeds": 2,
+                   "proposal_words": 8},
         "logger": {"kind": "none"}, "paths": {"output_dir": str(tmp_path / "run")},
     }  # fmt: skip
 
@@ -75,15 +77,21 @@ def test_table_has_every_method_for_every_corpus(tmp_path, saved):
     assert len(corpora) == 2 and {r["domain"] for r in rows} == {"in", "out"}
     expected = {"bag_of_words", "nearest_neighbour", "zero_shot_search", "inverter_full_0_steps",
                 "inverter_prefix_0_steps", "corrector_1_steps", "corrector_2_steps",
-                "corrector_beam2_2_steps"}  # fmt: skip
+                "corrector_beam2_2_steps", "guided_search_1_rounds", "guided_search_2_rounds"}  # fmt: skip
     for corpus in corpora:
-        assert {r["method"] for r in rows if r["corpus"] == corpus} == expected
+        mine = {r["method"]: r for r in rows if r["corpus"] == corpus}
+        assert set(mine) == expected
+        # The search keeps the retrieved text unless an edit scores closer: never below it.
+        assert mine["guided_search_2_rounds"]["cosine"] >= mine["nearest_neighbour"]["cosine"] - 1e-6
+        assert mine["guided_search_2_rounds"]["cosine"] >= mine["guided_search_1_rounds"]["cosine"] - 1e-6
     for r in rows:
         assert 0 <= r["token_f1"] <= 1 and -1 <= r["cosine"] <= 1 and r["n"] == 3
         # Rows read off a longer run carry no time; methods with the embedder in the loop
         # report their share of the encoder-bound rate, a fraction in (0, 1].
-        assert (r["seconds_per_100"] is None) == (r["method"] == "corrector_1_steps")
-        if r["method"] in ("zero_shot_search", "corrector_2_steps", "corrector_beam2_2_steps"):
+        read_off = ("corrector_1_steps", "guided_search_1_rounds")
+        assert (r["seconds_per_100"] is None) == (r["method"] in read_off)
+        if r["method"] in ("zero_shot_search", "corrector_2_steps", "corrector_beam2_2_steps",
+                           "guided_search_2_rounds"):
             assert 0 < r["encoder_bound_fraction"] <= 1.0
         else:
             assert r["encoder_bound_fraction"] is None
@@ -100,6 +108,7 @@ def test_table_without_corrector_or_search_has_no_step_rows(tmp_path, saved):
     inverters, _, lm = saved
     cfg = _cfg(tmp_path, {"full": inverters["full"]}, None, lm)
     cfg["zero_shot"]["enabled"] = False
+    cfg["search"]["enabled"] = False
     cfg["data"]["out_of_domain"] = []
     methods = {r["method"] for r in run_inversion_table(cfg)["rows"]}
     assert methods == {"bag_of_words", "nearest_neighbour", "inverter_full_0_steps"}
