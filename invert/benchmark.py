@@ -46,8 +46,8 @@ def run_inverter_benchmark(
     """
     embedder = SentenceTransformerEmbedder("minilm")
     inverter = build_inverter("prefix_lm", embedder.name, embedder.dim, tuning=tuning, max_text_tokens=32)
-    texts = prepare_corpus(corpus, max_tokens=32, tokenizer=inverter.tokenizer)["train"]["text"]
-    texts = texts[:num_texts]
+    splits = prepare_corpus(corpus, max_tokens=32, tokenizer=inverter.tokenizer)
+    texts = splits["train"]["text"][:num_texts]
 
     embedder.encode(texts[:128], batch_size=128)  # warm-up: the first call pays one-off costs
     start = time.perf_counter()
@@ -93,8 +93,8 @@ def run_inverter_benchmark(
             "new_tokens_per_s": round(new_tokens / gen_seconds, 1),
         },
     }
-    report["guided_search"] = _guided_search_rate(corpus, inverter.tokenizer, embedder, texts,
-                                                  embeddings, embed_rate, search_n)  # fmt: skip
+    report["guided_search"] = _guided_search_rate(splits["test"]["text"][:search_n], embedder,
+                                                  texts, embeddings, embed_rate)  # fmt: skip
     found = sorted(glob.glob(results_glob), key=os.path.getmtime)
     if found:
         report["quickstart"] = {"results": found[-1], **json.loads(open(found[-1]).read())}
@@ -103,13 +103,13 @@ def run_inverter_benchmark(
     return report
 
 
-def _guided_search_rate(corpus: str, tokenizer: Any, embedder: Any, train_texts: list[str],
-                        train_embeddings: torch.Tensor, embed_rate: float, n: int) -> dict[str, Any]:  # fmt: skip
+def _guided_search_rate(held: list[str], embedder: Any, train_texts: list[str],
+                        train_embeddings: torch.Tensor, embed_rate: float) -> dict[str, Any]:  # fmt: skip
     """Times :func:`guided_search` (retrieval seeds, 6 rounds) against the encoder alone."""
     from invert.edit_search import guided_search
     from invert.models.nearest_neighbour import NearestNeighbourInverter
 
-    held = prepare_corpus(corpus, max_tokens=32, tokenizer=tokenizer)["test"]["text"][:n]
+    n = len(held)
     targets = embedder.encode(held)
     baseline = NearestNeighbourInverter(train_texts, train_embeddings, embedder.name)
     start = time.perf_counter()

@@ -3,11 +3,11 @@
 Test-time use of the embedder without a trained corrector. Each example starts from seed texts
 (nearest-neighbour texts, inverter hypotheses, ...) and a pool of proposal words (a bag-of-words
 model's predicted words for the target, the seeds' own words). Every round each kept text gets
-``edits_per_round`` random word edits (delete a word, replace one with a proposal, insert a
-proposal, or splice the head of one kept/seed text onto the tail of another), plus every
-one-word deletion of it; the real embedder
-scores every new candidate in one batched call, and the ``beam_width`` texts closest in cosine
-are kept (the previous ones compete too, so the best cosine never falls).
+every one-word deletion plus ``edits_per_round`` random word edits (delete a word, replace one
+with a proposal, insert a proposal, or splice the head of one kept/seed text onto the tail of
+another); the real embedder scores every new candidate in one batched call, and the
+``beam_width`` texts closest in cosine are kept (the previous ones compete too, so the best
+cosine never falls).
 
 It is the discrete counterpart of vec2text's correction (arXiv 2310.06816) and of the
 embedder-scored search in ZSInvert: where a 15-minute CPU inverter is worse than retrieval, the
@@ -99,6 +99,9 @@ def edit_search(
     pools = [list(dict.fromkeys(t.strip() for t in row if t and t.strip())) for row in seeds]
     if empty := [i for i, p in enumerate(pools) if not p]:
         raise InvertError(f"examples {empty[:5]} have no non-blank seed text")
+    # An example without proposals edits with its seeds' own words.
+    words = [list(p) or [w for t in pool for w in t.split()]
+             for p, pool in zip(proposal_words, pools, strict=True)]  # fmt: skip
     rng = random.Random(seed)
     scorer = CosineScorer(targets, embedder)
     result = EditSearchResult(texts=[], cosines=[])
@@ -110,13 +113,12 @@ def edit_search(
             if scorer.cosine(i, beams[i][0]) >= stop:
                 new_pools.append(beams[i])
                 continue
-            words = list(proposal_words[i]) or [w for t in pools[i] for w in t.split()]
             donors = beams[i] + pools[i]
             cands = [
                 edit
                 for text in beams[i]
                 for edit in _deletions(text)
-                + [_random_edit(text, words, donors, max_words, rng) for _ in range(edits_per_round)]
+                + [_random_edit(text, words[i], donors, max_words, rng) for _ in range(edits_per_round)]
             ]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
         beams = _keep_best(new_pools, scorer, beam_width, result)
