@@ -18,18 +18,23 @@ toward the target.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel
 
 from invert.correction import CosineScorer
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
+from invert.inverter_edits import InverterEditProposer
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
+
+# (example indices, their current texts) -> edited texts per text; e.g. InverterEditProposer.
+Proposer = Callable[[Sequence[int], Sequence[str]], list[list[str]]]
 
 
 @dataclass
@@ -65,6 +70,7 @@ def edit_search(
     early_stop_cosine: float | None = 0.99,
     seed: int = 0,
     show_progress: bool = False,
+    proposer: Proposer | None = None,
 ) -> EditSearchResult:
     """Word-edit hill climbing on the embedder's cosine, batched across examples.
 
@@ -81,6 +87,9 @@ def edit_search(
         early_stop_cosine: An example stops once its best cosine reaches this (None: never).
         seed: Seeds the random edits.
         show_progress: Progress bar over rounds.
+        proposer: Also asked, once per round and batched over examples, for edits of every
+            kept text (e.g. the trained inverter's token fixes,
+            :class:`invert.inverter_edits.InverterEditProposer`).
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -108,9 +117,15 @@ def edit_search(
     beams = _keep_best(pools, scorer, beam_width, result)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
     for _ in tqdm(range(num_rounds), desc="edit search", disable=not show_progress):
+        active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
+        proposed: dict[int, list[str]] = {i: [] for i in active}
+        if proposer is not None and active:
+            kept = [(i, t) for i in active for t in beams[i]]
+            for (i, _), edits in zip(kept, proposer([i for i, _ in kept], [t for _, t in kept]), strict=True):
+                proposed[i].extend(edits)
         new_pools = []
         for i in range(n):
-            if scorer.cosine(i, beams[i][0]) >= stop:
+            if i not in proposed:
                 new_pools.append(beams[i])
                 continue
             donors = beams[i] + pools[i]
@@ -120,6 +135,7 @@ def edit_search(
                 for edit in _deletions(text)
                 + [_random_edit(text, words[i], donors, max_words, rng) for _ in range(edits_per_round)]
             ]
+            cands += proposed[i]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
         beams = _keep_best(new_pools, scorer, beam_width, result)
     result.texts = [b[0] for b in beams]
@@ -177,8 +193,12 @@ def guided_search(
     bag_of_words: BagOfWordsInverter | None,
     search: Mapping[str, Any],
     show_progress: bool = False,
+    inverter: PreTrainedModel | None = None,
 ) -> EditSearchResult:
-    """:func:`edit_search` seeded by an inverter and retrieval, with bag-of-words proposals.
+    """:func:`edit_search` seeded by an inverter, retrieval and a bag-of-words guess.
+
+    With ``inverter`` given (and ``search["inverter_edits"] > 0``), the trained inverter also
+    proposes its ``inverter_edits`` likeliest token fixes of every kept text each round.
 
     Args:
         embeddings: ``[n, dim]`` targets.
@@ -186,11 +206,14 @@ def guided_search(
         hypotheses: One inverter text per target (None: retrieval seeds only).
         baseline: Nearest-neighbour index whose ``search["nn_seeds"]`` closest texts join the
             seeds (None: none).
-        bag_of_words: Proposes its ``search["proposal_words"]`` likeliest words per target;
+        bag_of_words: Proposes its ``search["proposal_words"]`` likeliest words per target,
+            and its ``bow_seed_words`` likeliest joined into one more seed (0: no such seed);
             without it, the seeds' own words are the proposals.
         search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
-            ``proposal_words`` and ``seed`` (defaults 6, 16, 1, 4, 24, 0).
+            ``proposal_words``, ``bow_seed_words``, ``inverter_edits`` and ``seed`` (defaults
+            6, 16, 1, 4, 24, 8, 8, 0).
         show_progress: Progress bar over rounds.
+        inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
     """
     n = len(embeddings)
     seeds: list[list[str]] = [[h] for h in hypotheses] if hypotheses is not None else [[] for _ in range(n)]
@@ -201,13 +224,26 @@ def guided_search(
             row.extend([near] if isinstance(near, str) else near)
     if bag_of_words is not None:
         words = bag_of_words.predict_words(embeddings, top_k=int(search.get("proposal_words", 24)))
+        # The likeliest words as one more seed: an unordered guess that often starts closer
+        # to the target than a weak inverter's sentence, and that the edits then order.
+        if (top := int(search.get("bow_seed_words", 8))) > 0:
+            for row, guess in zip(seeds, words, strict=True):
+                row.append(" ".join(guess[:top]))
     else:
         words = [[w for t in row for w in t.split()] for row in seeds]
     # A blank hypothesis from an untrained inverter must not leave an example with no seed.
     seeds = [row if any(t.strip() for t in row) else [" ".join(w[:8]) or "the"]
              for row, w in zip(seeds, words, strict=True)]  # fmt: skip
+    num_edits = int(search.get("inverter_edits", 8))
+    proposer = None
+    if inverter is not None and num_edits > 0:
+        proposer = InverterEditProposer(
+            inverter, embeddings, num_edits,
+            words=words if search.get("inverter_places_words", True) else None,
+            mixed_precision=str(search.get("mixed_precision", "no")),
+        )  # fmt: skip
     return edit_search(
-        embeddings, embedder, seeds, words,
+        embeddings, embedder, seeds, words, proposer=proposer,
         num_rounds=int(search.get("num_rounds", 6)),
         edits_per_round=int(search.get("edits_per_round", 16)),
         beam_width=int(search.get("beam_width", 1)),

@@ -12,9 +12,13 @@ from transformers import PreTrainedModel
 from invert.api import invert_embeddings
 from invert.edit_search import guided_search
 from invert.embedders.base import Embedder
+from invert.errors import InvertError
 from invert.metrics import reconstruction_metrics
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
+
+# The embedder-guided search rows evaluate_methods can report (``search["rows"]``).
+SEARCH_ROWS = ("bag_of_words_search", "inverter_search", "guided_search")
 
 
 def evaluate_methods(
@@ -35,16 +39,23 @@ def evaluate_methods(
     Methods: ``nearest_neighbour`` (retrieval baseline), ``bag_of_words`` (its predicted word
     set; only token F1 means anything) when given, ``inverter`` (greedy or beam),
     ``inverter_rerank`` (``num_candidates`` beams re-ranked by embedder cosine) when
-    ``num_candidates > 1``, and ``guided_search`` when ``search`` is given: the inverter's
-    output and the ``nn_seeds`` nearest training texts, improved by
-    :func:`invert.edit_search.edit_search` with the bag-of-words model's
-    ``proposal_words`` guesses as the words to try. Each gets ``seconds_per_100`` beside the
-    quality metrics (the search's includes the inverter run that seeds it).
+    ``num_candidates > 1``, and, when ``search`` is given, the embedder-guided edit searches
+    (:func:`invert.edit_search.guided_search`) named in ``search["rows"]`` (default: all):
+    ``inverter_search`` starts from the inverter's output and the bag-of-words guess and lets
+    the inverter propose its ``inverter_edits`` likeliest fixes each round (no retrieval);
+    ``bag_of_words_search`` is the same search without the trained inverter (its ablation);
+    ``guided_search`` adds the ``nn_seeds`` nearest training texts as seeds. All try the
+    bag-of-words model's ``proposal_words`` guesses. Each method gets ``seconds_per_100``
+    beside the quality metrics (a search's includes the inverter run that seeds it).
 
     Args:
-        search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds`` and
+        search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
             ``proposal_words`` (ignored without ``bag_of_words``: the seeds' own words are
-            tried instead).
+            tried instead), ``bow_seed_words``, ``inverter_edits`` (0: the inverter only
+            seeds), ``mixed_precision`` and ``rows``.
+
+    Raises:
+        InvertError: ``search["rows"]`` names an unknown row.
 
     Returns:
         ``({method: metrics}, rows)`` where each row holds the target and every method's
@@ -67,12 +78,28 @@ def evaluate_methods(
                 embeddings, inverter, embedder=embedder, num_beams=num_beams,
                 num_candidates=num_candidates, batch_size=batch_size, show_progress=show_progress,
             )
-    # The search is seeded by the best inverter run above and is charged for its time.
+    # Searches are seeded by the best inverter run above and are charged for its time.
     seeding = next((m for m in ("inverter_rerank", "inverter") if m in runs), None)
-    if search is not None and (seeding is not None or baseline is not None):
+    rows_wanted = set((search or {}).get("rows", SEARCH_ROWS))
+    if unknown := rows_wanted - set(SEARCH_ROWS):
+        raise InvertError(f"unknown search rows {sorted(unknown)}; known: {list(SEARCH_ROWS)}")
+    if search is not None and bag_of_words is not None and "bag_of_words_search" in rows_wanted:
+        # The ablation: the same search with no trained inverter (seeded by the word guess).
+        runs["bag_of_words_search"] = lambda: guided_search(
+            embeddings, embedder, None, None, bag_of_words, search, show_progress
+        ).texts
+    if search is not None and seeding is not None and "inverter_search" in rows_wanted:
+        # vec2text's recipe with a search for a corrector: the inverter's hypothesis, improved
+        # with the embedder in the loop and the inverter proposing edits; nothing retrieved.
+        runs["inverter_search"] = lambda: guided_search(
+            embeddings, embedder, outputs[seeding], None, bag_of_words, search, show_progress,
+            inverter=inverter,
+        ).texts
+    retrieval_or_inverter = seeding is not None or baseline is not None
+    if search is not None and retrieval_or_inverter and "guided_search" in rows_wanted:
         runs["guided_search"] = lambda: guided_search(
             embeddings, embedder, outputs.get(seeding), baseline, bag_of_words, search,
-            show_progress,
+            show_progress, inverter=inverter,
         ).texts
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = [{"target": t} for t in texts]
@@ -81,7 +108,7 @@ def evaluate_methods(
         start = time.perf_counter()
         predictions = outputs[method] = run()
         seconds = seconds_by_method[method] = time.perf_counter() - start
-        if method == "guided_search" and seeding is not None:
+        if method in ("inverter_search", "guided_search") and seeding is not None:
             seconds += seconds_by_method[seeding]
         metrics, per_example = reconstruction_metrics(
             predictions, texts, target_embeddings=embeddings, embedder=embedder

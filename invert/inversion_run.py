@@ -157,7 +157,8 @@ def _evaluate_and_report(
         num_candidates=evaluation["num_candidates"], num_beams=evaluation["num_beams"],
         batch_size=evaluation["batch_size"], bag_of_words=bow, search=evaluation.get("search"),
     )
-    best = next(m for m in ("guided_search", "inverter_rerank", "inverter") if m in metrics)
+    best = next(m for m in ("guided_search", "inverter_search", "inverter_rerank", "inverter")
+                if m in metrics)  # fmt: skip
     for method, values in metrics.items():
         tracker.log({f"test/{method}/{k}": v for k, v in values.items()})
     bars = plot_metric_bars(metrics, ("token_f1", "cosine", "exact"), run_dir / "methods.png")
@@ -171,7 +172,7 @@ def _evaluate_and_report(
         ]
         tracker.log_table("samples", list(SAMPLE_COLUMNS), table)
     shown = int(evaluation.get("print_examples", 5)) if evaluation.get("log_examples", True) else 0
-    methods = [m for m in ("nearest_neighbour", "inverter", best) if m in metrics]
+    methods = [m for m in ("nearest_neighbour", "inverter", "inverter_search", best) if m in metrics]
     examples = [{m: r[m] for m in ("target", *dict.fromkeys(methods))} for r in rows[:shown]]
     return metrics, examples
 
@@ -228,7 +229,10 @@ def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> N
     for method, m in metrics.items():
         print(f"  {method:<18} F1 {m['token_f1']:.3f}  cos {m['cosine']:.3f}  "
               f"BLEU {m['bleu']:.1f}  exact {m['exact']:.3f}  ({m['seconds_per_100']:.1f} s/100)")
-    if "guided_search" in metrics and "nearest_neighbour" in metrics:
-        g, nn = metrics["guided_search"], metrics["nearest_neighbour"]
-        print(f"  guided search vs nearest neighbour: F1 {g['token_f1'] - nn['token_f1']:+.3f}, "
-              f"cosine {g['cosine'] - nn['cosine']:+.3f}")
+    comparisons = [("inverter_search", "nearest_neighbour"), ("guided_search", "nearest_neighbour"),
+                   ("inverter_search", "bag_of_words_search")]  # the last: the inverter's share
+    for method, other in comparisons:
+        if method in metrics and other in metrics:
+            a, b = metrics[method], metrics[other]
+            print(f"  {method.replace('_', ' ')} vs {other.replace('_', ' ')}: "
+                  f"F1 {a['token_f1'] - b['token_f1']:+.3f}, cosine {a['cosine'] - b['cosine']:+.3f}")

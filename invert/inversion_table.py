@@ -151,7 +151,7 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
         def guided(e: torch.Tensor) -> Outputs:
             hyps = first.generate_texts(e, batch_size=batch, show_progress=True)
             res = guided_search(e, embedder, hyps, nn, bow, {**search, "num_rounds": max(rounds)},
-                                show_progress=True)  # fmt: skip
+                                show_progress=True, inverter=first)  # fmt: skip
             # One R-round run holds every shorter run's result (the best never falls back).
             out = {f"guided_search_{r}_rounds": (res.texts_by_round[r], None, False)
                    for r in rounds if r < max(rounds)}  # fmt: skip

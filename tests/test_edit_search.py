@@ -6,8 +6,9 @@ import pytest
 import torch
 from correction_helpers import CountingEmbedder, HashWordEmbedder
 
-from invert.edit_search import edit_search
+from invert.edit_search import edit_search, guided_search
 from invert.errors import DimensionMismatchError, InvertError
+from invert.evaluation import evaluate_methods
 from invert.metrics import token_f1
 
 TARGETS = [
@@ -82,3 +83,31 @@ def test_bad_input_is_refused_clearly():
         edit_search(torch.randn(2, embedder.dim + 1), embedder, SEEDS, PROPOSALS)
     with pytest.raises(InvertError, match="nan|NaN|finite"):
         edit_search(torch.full((2, embedder.dim), float("nan")), embedder, SEEDS, PROPOSALS)
+
+
+class _WordGuesser:
+    """Stands in for a fitted bag-of-words model: fixed word guesses, likeliest first."""
+
+    def predict_words(self, embeddings: torch.Tensor, top_k: int) -> list[list[str]]:
+        return [row[:top_k] for row in PROPOSALS]
+
+
+def test_guided_search_seeds_with_the_word_guess_and_climbs_from_it():
+    embedder = _embedder()
+    targets = embedder.encode(TARGETS)
+    start = guided_search(targets, embedder, None, None, _WordGuesser(),
+                          {"num_rounds": 0, "bow_seed_words": 3})  # fmt: skip
+    assert start.texts == ["committee approved harbour", "quiet village beside"]
+    result = guided_search(targets, embedder, None, None, _WordGuesser(),
+                           {"num_rounds": 15, "edits_per_round": 16, "beam_width": 2})  # fmt: skip
+    # Only content words are proposed, so the best reachable text is the five of them
+    # (F1 10/13 = 0.77): every distractor dropped, every target word among the guesses kept.
+    for text, target, guesses in zip(result.texts, TARGETS, PROPOSALS, strict=True):
+        assert set(text.split()) == set(guesses) & set(target.split()), text
+    assert all(end > begin + 0.08 for begin, end in zip(start.cosines, result.cosines, strict=True))
+
+
+def test_unknown_search_row_is_refused_with_the_known_ones():
+    embedder = _embedder()
+    with pytest.raises(InvertError, match="known: .*inverter_search"):
+        evaluate_methods(None, embedder, TARGETS, embedder.encode(TARGETS), search={"rows": ["nope"]})

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from correction_helpers import HashWordEmbedder
 from helpers import (
     EMBED_DIM,
     EMBEDDER_NAME,
@@ -19,6 +20,7 @@ from helpers import (
     train_losses,
 )
 
+from invert.edit_search import edit_search
 from invert.errors import (
     CheckpointError,
     DimensionMismatchError,
@@ -26,6 +28,7 @@ from invert.errors import (
     InvertError,
     UnknownNameError,
 )
+from invert.inverter_edits import InverterEditProposer
 from invert.models import NearestNeighbourInverter, build_inverter, load_inverter
 from invert.training.inversion_data import pair_collator
 
@@ -308,3 +311,67 @@ def test_nearest_neighbour_wrong_dim_names_index():
         match=f"dim 3 .*nearest-neighbour.*{EMBEDDER_NAME}.*expects {EMBED_DIM}",
     ):
         nn.invert(torch.randn(1, 3))
+
+
+# --- the inverter as an edit proposer ----------------------------------------------------
+
+# One word of each memorized text swapped for a word of another text.
+CORRUPTED = [
+    "the dog sat on the mat",
+    "a dog barked at sea",
+    "rain fell over the river",
+    "she sold old shells",
+    "rain is in france",
+    "the river runs to the mat",
+    "bright books shine above",
+    "old books smell bright",
+]
+
+
+def test_inverter_edit_proposals_contain_the_fix_of_a_wrong_word(trained):
+    _, model, _ = trained
+    proposer = InverterEditProposer(model, fake_embeddings(), num_edits=4)
+    proposals = proposer(list(range(len(TEXTS))), CORRUPTED)
+    assert proposer.calls == 1  # one batched forward pass for all eight texts
+    assert proposer(list(range(len(TEXTS))), CORRUPTED) == proposals and proposer.calls == 1
+    for text, corrupted, row in zip(TEXTS, CORRUPTED, proposals, strict=True):
+        assert text in row, (corrupted, row)
+        assert corrupted not in row and len(row) <= 2 * 4
+
+
+def test_edit_search_recovers_memorized_texts_only_with_the_inverter_proposing(trained):
+    _, model, _ = trained
+    embedder = HashWordEmbedder(dim=256)  # word-overlap cosine: only the exact words score 1
+    targets = embedder.encode(TEXTS)
+    seeds = [[c] for c in CORRUPTED]
+    no_words = [[] for _ in TEXTS]  # the seeds' own words: none of them is the missing word
+    kwargs = dict(num_rounds=2, edits_per_round=4, seed=0)
+    alone = edit_search(targets, embedder, seeds, no_words, **kwargs)
+    proposer = InverterEditProposer(model, fake_embeddings(), num_edits=4)
+    helped = edit_search(targets, embedder, seeds, no_words, proposer=proposer, **kwargs)
+    assert helped.texts == TEXTS
+    assert not set(alone.texts) & set(TEXTS)
+
+
+def test_edit_proposer_refuses_models_without_token_logits_and_wrong_dims(trained):
+    _, model, _ = trained
+    with pytest.raises(DimensionMismatchError, match=str(EMBED_DIM)):
+        InverterEditProposer(model, torch.randn(2, EMBED_DIM + 3))
+    baseline = NearestNeighbourInverter(TEXTS, fake_embeddings(), EMBEDDER_NAME)
+    with pytest.raises(InvertError, match="token_logits"):
+        InverterEditProposer(baseline, fake_embeddings())
+    with pytest.raises(InvertError, match="example indices"):
+        InverterEditProposer(model, fake_embeddings())([0, 1], TEXTS[:1])
+
+
+def test_inverter_places_the_missing_word_among_distractors(trained):
+    _, model, _ = trained
+    # Each example may use its own missing word or two other texts' words.
+    missing = [set(t.split()) - set(c.split()) for t, c in zip(TEXTS, CORRUPTED, strict=True)]
+    words = [sorted(m) + ["stars", "hills"] for m in missing]
+    proposer = InverterEditProposer(
+        model, fake_embeddings(), num_edits=1, words=words, token_edits=False
+    )
+    proposals = proposer(list(range(len(TEXTS))), CORRUPTED)
+    for text, row in zip(TEXTS, proposals, strict=True):
+        assert text in row and len(row) <= 2, row  # the single best placement is the fix

@@ -113,6 +113,12 @@ class HypothesisInverter(InverterMixin, PreTrainedModel):
             decoder_attention_mask=attention_mask,
         )
 
+    def token_logits(
+        self, embeddings: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``[n, L, vocab]``: row j is the logits for token j given the embedding and tokens < j."""
+        return self(embeddings, input_ids, attention_mask).logits
+
     def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         inputs, mask = self.encoder_inputs(embeddings)
         return self.seq2seq.generate(inputs_embeds=inputs, attention_mask=mask, **kwargs)

@@ -158,6 +158,14 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             labels = torch.cat([torch.full_like(ones, -100), labels], dim=1)
         return self.lm(inputs_embeds=inputs, attention_mask=mask, labels=labels)
 
+    def token_logits(
+        self, embeddings: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``[n, L, vocab]``: row j is the logits for token j given the prefix and tokens < j."""
+        logits = self(embeddings, input_ids, attention_mask).logits
+        k = self.config.num_prefix_tokens
+        return logits[:, k - 1 : k - 1 + input_ids.shape[1]]
+
     def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         prefix = self.prefix(embeddings)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
