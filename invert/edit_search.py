@@ -198,7 +198,9 @@ def guided_search(
     """:func:`edit_search` seeded by an inverter, retrieval and a bag-of-words guess.
 
     With ``inverter`` given (and ``search["inverter_edits"] > 0``), the trained inverter also
-    proposes its ``inverter_edits`` likeliest token fixes of every kept text each round.
+    proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
+    its ``inverter_edits`` likeliest placements of the proposal words
+    (:class:`invert.inverter_edits.InverterEditProposer`).
 
     Args:
         embeddings: ``[n, dim]`` targets.

@@ -220,14 +220,15 @@ def _flatten(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
 def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> None:
     metrics = summary["metrics"]
     print(json.dumps(summary, indent=1, default=str))
+    width = max(map(len, [*metrics, "nearest_neighbour"]))
     for example in examples:
-        print(f"\ntarget             {example['target']}")
+        print(f"\n{'target':<{width + 2}} {example['target']}")
         for method, text in example.items():
             if method != "target":
-                print(f"  → {method:<16} {text}")
+                print(f"  → {method:<{width}} {text}")
     print("\nheld-out metrics (token F1 / cosine / BLEU / exact):")
     for method, m in metrics.items():
-        print(f"  {method:<18} F1 {m['token_f1']:.3f}  cos {m['cosine']:.3f}  "
+        print(f"  {method:<{width + 1}} F1 {m['token_f1']:.3f}  cos {m['cosine']:.3f}  "
               f"BLEU {m['bleu']:.1f}  exact {m['exact']:.3f}  ({m['seconds_per_100']:.1f} s/100)")
     comparisons = [("inverter_search", "nearest_neighbour"), ("guided_search", "nearest_neighbour"),
                    ("inverter_search", "bag_of_words_search")]  # the last: the inverter's share

@@ -2,7 +2,8 @@
 
 Rows: bag-of-words and nearest-neighbour baselines, zero-shot guided search, each saved
 inverter (one per PEFT regime) at 0 steps, the embedder-guided edit search seeded by the first
-inverter and retrieval (after several round counts), a corrector after 1 / 5 / 20 steps and
+inverter, retrieval and the bag-of-words guess, that inverter proposing edits too (after several
+round counts), a corrector after 1 / 5 / 20 steps and
 with a sequence beam. Columns: corpus BLEU, mean sentence BLEU, token F1, exact %, cosine and
 seconds per 100 inversions, on held-out texts of the training corpus (in-domain) and of other
 corpora (out-of-domain). Baselines are fitted on the in-domain training split, the attacker's

@@ -81,9 +81,10 @@ def test_second_run_hits_the_embedding_cache(tiny_run, tmp_path: Path, caplog, c
     # The run ends by printing a few (target -> reconstruction) rows under the metrics.
     printed = capsys.readouterr().out
     rows = json.loads((tmp_path / "predictions.json").read_text())
-    assert f"target             {rows[0]['target']}" in printed
-    assert f"→ guided_search    {rows[0]['guided_search']}" in printed
-    assert f"→ inverter_search  {rows[0]['inverter_search']}" in printed
+    width = max(map(len, summary["metrics"]))  # the method column fits the longest name
+    assert f"{'target':<{width + 2}} {rows[0]['target']}" in printed
+    assert f"→ {'guided_search':<{width}} {rows[0]['guided_search']}" in printed
+    assert f"→ {'inverter_search':<{width}} {rows[0]['inverter_search']}" in printed
     assert "guided search vs nearest neighbour" in printed and "guided_search" in summary["metrics"]
     assert "inverter search vs nearest neighbour" in printed
     assert "inverter search vs bag of words search" in printed
