@@ -12,6 +12,7 @@ import torch
 
 from invert.data.splits import prepare_corpus
 from invert.embedders.sentence_transformer import SentenceTransformerEmbedder
+from invert.inverter_edits import InverterEditProposer
 from invert.models.loading import build_inverter
 from invert.training.inversion_data import pair_collator
 
@@ -77,6 +78,11 @@ def run_inverter_benchmark(
     outputs = inverter.generate_texts(embeddings[:generate_n], batch_size=generate_n)
     gen_seconds = time.perf_counter() - start
     new_tokens = sum(len(inverter.tokenizer(o, add_special_tokens=False)["input_ids"]) + 1 for o in outputs)
+    # The inverter as the search's edit proposer: one teacher-forced pass per text.
+    proposer = InverterEditProposer(inverter, embeddings[:generate_n], batch_size=generate_n)
+    start = time.perf_counter()
+    proposer(range(generate_n), texts[:generate_n])
+    propose_rate = generate_n / (time.perf_counter() - start)
     report: dict[str, Any] = {
         "device": "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads",
         "embedder": embedder.name,
@@ -92,6 +98,7 @@ def run_inverter_benchmark(
             "inversions_per_s": round(generate_n / gen_seconds, 2),
             "new_tokens_per_s": round(new_tokens / gen_seconds, 1),
         },
+        "inverter_edit_proposals": {"texts_per_s": round(propose_rate, 2)},
     }
     report["guided_search"] = _guided_search_rate(splits["test"]["text"][:search_n], embedder,
                                                   texts, embeddings, embed_rate)  # fmt: skip
