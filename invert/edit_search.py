@@ -125,7 +125,7 @@ def edit_search(
                 proposed[i].extend(edits)
         new_pools = []
         for i in range(n):
-            if i not in proposed:
+            if i not in proposed:  # solved: early stop
                 new_pools.append(beams[i])
                 continue
             donors = beams[i] + pools[i]

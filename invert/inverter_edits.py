@@ -156,27 +156,26 @@ class InverterEditProposer:
         )  # fmt: skip
         out = []
         for row, (text, example) in enumerate(zip(texts, examples, strict=True)):
+            candidate_words = self.words[example]
+            if not candidate_words:
+                out.append([])
+                continue
             offsets, ids = encoded["offset_mapping"][row], encoded["input_ids"][row]
             # Token offsets of byte-level BPEs include the leading space; skip it.
-            starts = {}
+            starts: dict[int, int] = {}
             for t, (a, _) in enumerate(offsets):
                 starts.setdefault(a + 1 if text[a : a + 1].isspace() else a, t)
             spans = [m.span() for m in re.finditer(r"\S+", text)]
-            # (token position, word index or len(spans) for the end) of each word start.
+            # (token position, word index) of each word start; the end-of-text slot appends.
             places = [(starts[a], k) for k, (a, _) in enumerate(spans) if a in starts]
-            places.append((len(ids), len(spans)))  # the end-of-text position: append
-            positions = torch.tensor([p for p, _ in places])
-            current = torch.tensor([ids[p] if p < len(ids) else self.tokenizer.eos_token_id for p, _ in places])
-            row_lp = log_probs[row, positions]  # [places, vocab]
-            base = row_lp.gather(1, current[:, None])
-            candidates_words = self.words[example]
-            if not candidates_words:
-                out.append([])
-                continue
-            first = torch.tensor([[self._first(w, at_start=k == 0) for w in candidates_words] for _, k in places])
-            gain = (row_lp.gather(1, first) - base).flatten()  # [places * words]
+            places.append((len(ids), len(spans)))
+            eos = self.tokenizer.eos_token_id
+            current = torch.tensor([[ids[p] if p < len(ids) else eos] for p, _ in places])
+            row_lp = log_probs[row, [p for p, _ in places]]  # [places, vocab]
+            first = torch.tensor([[self._first(w, at_start=k == 0) for w in candidate_words] for _, k in places])
+            gain = (row_lp.gather(1, first) - row_lp.gather(1, current)).flatten()  # [places * words]
             best = gain.topk(min(self.num_edits, len(gain))).indices.tolist()
-            scored = [(places[b // len(candidates_words)][1], candidates_words[b % len(candidates_words)]) for b in best]
+            scored = [(places[b // len(candidate_words)][1], candidate_words[b % len(candidate_words)]) for b in best]
             words = text.split()
             candidates = []
             for k, word in scored:
