@@ -9,6 +9,10 @@ another); the real embedder scores every new candidate in one batched call, and 
 ``beam_width`` texts closest in cosine are kept (the previous ones compete too, so the best
 cosine never falls).
 
+Proposers add edits a random one rarely finds: the trained inverter's token fixes
+(:mod:`invert.inverter_edits`) and the embedder's own gradient, which ranks every one-word swap
+and insertion over its whole vocabulary (:mod:`invert.embedder_edits`).
+
 It is the discrete counterpart of vec2text's correction (arXiv 2310.06816) and of the
 embedder-scored search in ZSInvert: where a 15-minute CPU inverter is worse than retrieval, the
 retrieved text is the best place to start editing, and the embedder says which edits move it
@@ -27,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from invert.correction import CosineScorer
+from invert.embedder_edits import EmbedderGradientProposer
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
 from invert.inverter_edits import InverterEditProposer
@@ -35,6 +40,19 @@ from invert.models.nearest_neighbour import NearestNeighbourInverter
 
 # (example indices, their current texts) -> edited texts per text; e.g. InverterEditProposer.
 Proposer = Callable[[Sequence[int], Sequence[str]], list[list[str]]]
+
+
+def combine_proposers(*proposers: Proposer | None) -> Proposer | None:
+    """One proposer that asks each given one and pools their edits (None if none given)."""
+    given = [p for p in proposers if p is not None]
+    if len(given) < 2:
+        return given[0] if given else None
+
+    def propose(examples: Sequence[int], texts: Sequence[str]) -> list[list[str]]:
+        answers = [p(examples, texts) for p in given]
+        return [[edit for edits in per_text for edit in edits] for per_text in zip(*answers, strict=True)]
+
+    return propose
 
 
 @dataclass
@@ -200,7 +218,9 @@ def guided_search(
     With ``inverter`` given (and ``search["inverter_edits"] > 0``), the trained inverter also
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
-    (:class:`invert.inverter_edits.InverterEditProposer`).
+    (:class:`invert.inverter_edits.InverterEditProposer`). With ``search["gradient_edits"] > 0``
+    the embedder's own gradient proposes that many one-word swaps and insertions over its whole
+    vocabulary (:class:`invert.embedder_edits.EmbedderGradientProposer`; no trained model).
 
     Args:
         embeddings: ``[n, dim]`` targets.
@@ -212,8 +232,8 @@ def guided_search(
             and its ``bow_seed_words`` likeliest joined into one more seed (0: no such seed);
             without it, the seeds' own words are the proposals.
         search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
-            ``proposal_words``, ``bow_seed_words``, ``inverter_edits`` and ``seed`` (defaults
-            6, 16, 1, 4, 24, 8, 8, 0).
+            ``proposal_words``, ``bow_seed_words``, ``inverter_edits``, ``gradient_edits``,
+            ``gradient_insertions`` and ``seed`` (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0).
         show_progress: Progress bar over rounds.
         inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
     """
@@ -244,8 +264,14 @@ def guided_search(
             words=words if search.get("inverter_places_words", True) else None,
             mixed_precision=str(search.get("mixed_precision", "no")),
         )  # fmt: skip
+    gradient = None
+    if (num_gradient := int(search.get("gradient_edits", 0))) > 0:
+        gradient = EmbedderGradientProposer(
+            embedder, embeddings, num_gradient, insertions=int(search.get("gradient_insertions", 1)),
+            seed=int(search.get("seed", 0)),
+        )  # fmt: skip
     return edit_search(
-        embeddings, embedder, seeds, words, proposer=proposer,
+        embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient),
         num_rounds=int(search.get("num_rounds", 6)),
         edits_per_round=int(search.get("edits_per_round", 16)),
         beam_width=int(search.get("beam_width", 1)),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from invert.embedders.differentiable import DifferentiableEncoder
 from invert.errors import DimensionMismatchError, EmptyInputError, InvalidEmbeddingError
 
 
@@ -47,6 +48,14 @@ class Embedder(ABC):
             show_progress = len(texts) > 1000
         vectors = self._encode(texts, batch_size, show_progress)
         return vectors.detach().to("cpu", torch.float32).clone()
+
+    def differentiable_encoder(self) -> DifferentiableEncoder | None:
+        """The embedder's forward pass from token vectors, or None where there is none.
+
+        Gradient-guided edits (:class:`invert.embedder_edits.EmbedderGradientProposer`) need
+        it; precomputed vectors and hashed test embedders have none.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from invert.embedders.base import Embedder
+from invert.embedders.differentiable import DifferentiableEncoder, mean_pool
 from invert.env import require_hub
 from invert.errors import InvertError
 
@@ -60,12 +61,19 @@ class HFPoolingEmbedder(Embedder):
                 return_tensors="pt",
             ).to(self.device)
             hidden = self.model(**batch).last_hidden_state
-            if self.pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            if self.normalize:
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            chunks.append(pooled.float().cpu())
+            chunks.append(self._pool(hidden, batch["attention_mask"]).float().cpu())
         return torch.cat(chunks)
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def differentiable_encoder(self) -> DifferentiableEncoder:
+        """The encoder run from token vectors, then pooled as :meth:`encode` pools."""
+
+        def forward(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+            return self._pool(hidden, attention_mask)
+
+        table = self.model.get_input_embeddings().weight
+        return DifferentiableEncoder(self.tokenizer, table, forward, self.max_length)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from invert.embedders.base import Embedder
+from invert.embedders.differentiable import DifferentiableEncoder
 from invert.env import require_hub
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -69,3 +70,25 @@ class SentenceTransformerEmbedder(Embedder):
         )
         # encode() runs in inference mode; clone so callers may use the result in autograd.
         return vectors.clone()
+
+    def differentiable_encoder(self) -> DifferentiableEncoder | None:
+        """The transformer run from token vectors, then the model's own pooling modules.
+
+        None when the first module is not a Hugging Face transformer (e.g. static embeddings).
+        """
+        first = self.model[0]
+        backbone = getattr(first, "auto_model", None)
+        if backbone is None:
+            return None
+        rest = list(self.model)[1:]
+
+        def forward(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = backbone(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+            features = {"token_embeddings": hidden, "attention_mask": attention_mask}
+            for module in rest:  # pooling, dense, normalize: whatever the model was saved with
+                features = module(features)
+            vectors = features["sentence_embedding"]
+            return torch.nn.functional.normalize(vectors, dim=-1) if self.normalize else vectors
+
+        table = backbone.get_input_embeddings().weight
+        return DifferentiableEncoder(self.model.tokenizer, table, forward, int(self.model.max_seq_length))

@@ -1,0 +1,100 @@
+"""Gradient-proposed edits: exact differentiable forward, the right word found, bad input refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from correction_helpers import HashWordEmbedder
+
+from invert.edit_search import combine_proposers, edit_search
+from invert.embedder_edits import EmbedderGradientProposer, _whole_word_tokens
+from invert.embedders import HFPoolingEmbedder, SentenceTransformerEmbedder
+from invert.embedders.sentence_transformer import packaged_minilm_path
+from invert.errors import DimensionMismatchError, InvertError
+
+TARGETS = [
+    "the committee approved the harbour expansion in march",
+    "a quiet village sits beside the northern lake",
+]
+# Each seed is one word away from its target: a swap ("airport") and a gap ("village" missing).
+SEEDS = [
+    "the committee approved the airport expansion in march",
+    "a quiet sits beside the northern lake",
+]
+# Proposal words that do not hold the missing words: only the gradient can supply them.
+DISTRACTORS = [["council", "budget", "river"], ["city", "mountain", "loud"]]
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder("minilm")
+
+
+@pytest.mark.parametrize("kind", ["sentence_transformers", "hf_pooling"])
+def test_differentiable_forward_reproduces_encode_and_has_gradients(kind, minilm):
+    embedder = minilm if kind == "sentence_transformers" else HFPoolingEmbedder(
+        str(packaged_minilm_path()), normalize=True
+    )
+    encoder = embedder.differentiable_encoder()
+    batch = encoder.tokenizer(TARGETS + ["short"], padding=True, return_tensors="pt")
+    inputs = encoder.input_embeddings.detach()[batch["input_ids"]].clone().requires_grad_(True)
+    vectors = encoder.forward(inputs, batch["attention_mask"])
+    assert torch.allclose(vectors, embedder.encode(TARGETS + ["short"]), atol=1e-5)
+    vectors.sum().backward()
+    assert inputs.grad is not None and inputs.grad.abs().sum() > 0
+
+
+def test_proposals_hold_the_missing_swap_and_the_missing_insertion(minilm):
+    proposer = EmbedderGradientProposer(minilm, minilm.encode(TARGETS), num_edits=16, insertions=10)
+    swaps, inserts = proposer([0, 1], SEEDS)
+    assert TARGETS[0] in swaps
+    assert TARGETS[1] in inserts
+    assert proposer.calls == 1  # both texts and all their variants in one pass
+    for edits, seed in zip((swaps, inserts), SEEDS, strict=True):
+        assert seed not in edits and len(edits) == len(set(edits)) <= 32  # 16 swaps + 16 insertions
+        # A swap changes one word (an insertion adds one): whole words, never word pieces.
+        assert all(abs(len(e.split()) - len(seed.split())) <= 1 for e in edits)
+        assert not any("##" in e or "[MASK]" in e for e in edits)
+
+
+def test_search_reaches_the_target_only_with_gradient_edits(minilm):
+    targets = minilm.encode(TARGETS)
+    kwargs = dict(num_rounds=3, edits_per_round=4, beam_width=1, seed=0)
+    plain = edit_search(targets, minilm, [[s] for s in SEEDS], DISTRACTORS, **kwargs)
+    proposer = EmbedderGradientProposer(minilm, targets, num_edits=16, insertions=10)
+    guided = edit_search(targets, minilm, [[s] for s in SEEDS], DISTRACTORS, proposer=proposer, **kwargs)
+    assert guided.texts == TARGETS
+    assert min(guided.cosines) > 0.999
+    assert all(p != t for p, t in zip(plain.texts, TARGETS, strict=True))
+
+
+def test_combined_proposers_pool_their_edits():
+    def first(examples, texts):
+        return [[t + " one"] for t in texts]
+
+    def second(examples, texts):
+        return [[t + " two"] for t in texts]
+
+    assert combine_proposers(None, None) is None
+    assert combine_proposers(first, None) is first
+    assert combine_proposers(first, second)([0, 1], ["a", "b"]) == [["a one", "a two"], ["b one", "b two"]]
+
+
+def test_whole_word_vocabulary_leaves_out_pieces_and_special_tokens(minilm):
+    words, allowed = _whole_word_tokens(minilm.differentiable_encoder().tokenizer)
+    by_word = dict(zip(words, allowed.tolist(), strict=True))
+    assert by_word["harbour"] and by_word["march"]
+    assert not by_word["##s"] and not by_word["[MASK]"] and not by_word["[CLS]"] and not by_word["."]
+
+
+def test_bad_input_is_refused_clearly(minilm):
+    hashed = HashWordEmbedder(dim=32)
+    with pytest.raises(InvertError, match="gives no gradients.*gradient_edits=0"):
+        EmbedderGradientProposer(hashed, hashed.encode(TARGETS))
+    with pytest.raises(DimensionMismatchError, match="dim 32.*expects 384"):
+        EmbedderGradientProposer(minilm, torch.randn(2, 32))
+    with pytest.raises(InvertError, match="num_edits"):
+        EmbedderGradientProposer(minilm, minilm.encode(TARGETS), num_edits=0)
+    proposer = EmbedderGradientProposer(minilm, minilm.encode(TARGETS))
+    with pytest.raises(InvertError, match="2 example indices for 1 texts"):
+        proposer([0, 1], ["one text"])
