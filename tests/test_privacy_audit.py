@@ -209,3 +209,16 @@ def test_hydra_entry_point_on_a_parquet_store(tmp_path):
     ]
     assert report["store"]["name"] == "parquet:store.parquet" and report["store"]["dim"] == 384
     assert (run_dir / "report.html").is_file()
+
+
+def test_search_in_the_loop_only_raises_the_cosine_to_the_store(setup, tmp_path):
+    embedder, _, store, inverter = setup
+    kept = {"defenses": ["noise"], "noise_levels": [0.0]}
+    plain = run_privacy_audit(_cfg(store, tmp_path / "plain", **kept), inverter=inverter, embedder=embedder)
+    search = {"num_rounds": 3, "edits_per_round": 4, "gradient_edits": 0, "inverter_edits": 2}
+    cfg = _cfg(store, tmp_path / "search", search=search, **kept)
+    searched = run_privacy_audit(cfg, inverter=inverter, embedder=embedder)
+    # The inverter's text seeds the search, which keeps an edit only if it scores closer.
+    for before, after in zip(plain["rows"], searched["rows"], strict=True):
+        assert after["condition"] == before["condition"]
+        assert after["cosine"] > before["cosine"] + 0.05, (before, after)

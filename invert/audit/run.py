@@ -25,6 +25,7 @@ from invert.audit.report import plot_noise_tradeoff, plot_pii_bars, write_html_r
 from invert.audit.retrieval import defended_retrieval
 from invert.data.corpora import synthetic_pii_records
 from invert.defenses import AlignmentAttack, DefendedEmbedder, build_defense
+from invert.edit_search import guided_search
 from invert.embedders import Embedder, build_embedder, check_embeddings
 from invert.errors import InvertError
 from invert.metrics import cosine_similarity_rows, reconstruction_metrics
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "show_examples": False,
     "num_examples": 5,
     "log_examples": False,
+    "search": None,
 }
 
 
@@ -157,6 +159,12 @@ class _Context:
             max_new_tokens=self.audit["max_new_tokens"],
             show_progress=True,
         )
+        if self.audit.get("search"):
+            # The attacker with the embedder in the loop: the inverter's text, edited toward
+            # the vector the store holds (noised, quantized, ...), as vec2text's corrector does.
+            recon = guided_search(
+                vectors, self.embedder, recon, None, None, self.audit["search"], inverter=self.inverter
+            ).texts
         self.last = recon
         row: dict[str, Any] = {
             "condition": name,
