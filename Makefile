@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
-quickstart: setup  ## train + evaluate the default inverter (~15 min on 2 CPU cores)
+quickstart: setup  ## train + evaluate the default inverter (~20 min on 2 CPU cores)
 	$(PY) experiments/train_inverter.py experiment=quickstart
 
 test: setup  ## the fast suite (tiny models, a few minutes on 2 cores)
