@@ -143,15 +143,12 @@ class EmbedderGradientProposer:
         inputs = table[ids].clone().requires_grad_(True)
         with torch.enable_grad():
             vectors = torch.nn.functional.normalize(enc.forward(inputs, mask), dim=-1)
-            (vectors * self.targets[targets]).sum().backward()
+            # Only the inputs' gradient: no weight gradients computed or left on the embedder.
+            (grad,) = torch.autograd.grad((vectors * self.targets[targets]).sum(), inputs)
         self.calls += 1
-        grad = inputs.grad.detach()
-        # First word-piece of every word: its swap replaces the whole word.
-        starts = [
-            [(t, w) for t, w in enumerate(batch.word_ids(b)) if w is not None and (t == 0 or batch.word_ids(b)[t - 1] != w)]
-            for b in range(len(rows))
-        ]  # fmt: skip
-        flat = [(b, t) for b, row in enumerate(starts) for t, _ in row]
+        # Per row, each word's first and last word piece: a swap at the first replaces them all.
+        words = [_word_pieces(batch.word_ids(b)) for b in range(len(rows))]
+        flat = [(b, first) for b, row in enumerate(words) for first, _ in row]
         if not flat:
             return [([], [], []) for _ in rows]
         b_idx = torch.tensor([b for b, _ in flat], device=enc.device)
@@ -163,17 +160,24 @@ class EmbedderGradientProposer:
             gains = gains.masked_fill(~self.allowed.to(gains.device), float("-inf"))
             top_gains, top_ids = gains.topk(self.per_position, dim=-1)
         out, k = [], 0
-        for b, row in enumerate(starts):
-            word_ids = batch.word_ids(b)
+        for b, row in enumerate(words):
             spans, row_gains, row_tokens = [], [], []
-            for t, w in row:
-                last = max(u for u, v in enumerate(word_ids) if v == w)
-                spans.append((int(offsets[b, t, 0]), int(offsets[b, last, 1])))
+            for first, last in row:
+                spans.append((int(offsets[b, first, 0]), int(offsets[b, last, 1])))
                 row_gains.append(top_gains[k].tolist())
                 row_tokens.append([self.vocabulary[i] for i in top_ids[k].tolist()])
                 k += 1
             out.append((spans, row_gains, row_tokens))
         return out
+
+
+def _word_pieces(word_ids: list[int | None]) -> list[tuple[int, int]]:
+    """``(first, last)`` token index of each word, in order (special tokens have no word)."""
+    spans: dict[int, list[int]] = {}
+    for t, w in enumerate(word_ids):
+        if w is not None:
+            spans.setdefault(w, [t, t])[1] = t
+    return [(first, last) for first, last in spans.values()]
 
 
 def _whole_word_tokens(tokenizer) -> tuple[list[str], torch.Tensor]:
