@@ -160,6 +160,29 @@ def test_max_minutes_stops_early(tmp_path):
     assert (tmp_path / "history.json").exists()
 
 
+@pytest.mark.parametrize("clock", ["steps", "time"])
+def test_time_clock_decays_the_schedule_by_the_deadline(tmp_path, monkeypatch, clock):
+    """A 1-minute run on a clock that jumps 10 s per reading: with schedule_clock="time" the
+    cosine reaches zero at the deadline; counted in steps (max_steps=1000) it has barely begun."""
+    import invert.training.trainer as trainer_module
+
+    ticks = iter(range(0, 10**6, 10))
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(ticks)))
+    peak = 1e-2
+    trainer = make_trainer(
+        tiny_inverter("prefix_lm"), tmp_path, max_steps=1000, lr=peak, log_every=1,
+        max_minutes=1.0, schedule_clock=clock,
+    )
+    result = trainer.train()
+    lrs = [h["train/lr"] for h in result.history]
+    assert result.stopped_early and result.steps < 20
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    if clock == "time":
+        assert lrs[0] < peak and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    else:
+        assert lrs[-1] > 0.99 * peak
+
+
 def test_finished_run_is_not_stopped_early(tmp_path):
     result = make_trainer(tiny_inverter("prefix_lm"), tmp_path, max_steps=2, max_minutes=60).train()
     assert result.steps == 2 and not result.stopped_early
@@ -228,6 +251,10 @@ def test_trainer_refuses_bad_settings(tmp_path):
     model = tiny_inverter("prefix_lm")
     with pytest.raises(InvertError, match="schedule"):
         make_trainer(model, tmp_path, schedule="step")
+    with pytest.raises(InvertError, match="schedule_clock"):
+        make_trainer(model, tmp_path, schedule_clock="wall")
+    with pytest.raises(InvertError, match="needs max_minutes"):
+        make_trainer(model, tmp_path, schedule_clock="time")
     with pytest.raises(InvertError, match="empty"):
         make_trainer(model, tmp_path, texts=[], embeddings=torch.zeros(0, 16))
     frozen = tiny_inverter("prefix_lm")

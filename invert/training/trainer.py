@@ -46,6 +46,9 @@ class TrainerConfig:
         weight_decay: AdamW weight decay (not applied to biases and norms).
         warmup_steps: Linear warm-up length.
         schedule: ``cosine``, ``linear`` or ``constant`` decay after warm-up.
+        schedule_clock: ``steps``: the decay runs over ``max_steps``. ``time``: it runs over
+            whichever ends first, ``max_steps`` or ``max_minutes``, so a run budgeted by wall
+            time (a step count unknown in advance, e.g. on a new GPU) still ends fully decayed.
         max_grad_norm: Gradient clipping (0 disables).
         mixed_precision: ``no`` or ``bf16`` (autocast; bf16 matmuls are fast on AMX CPUs too).
         seed: Seeds init, data order and dropout.
@@ -66,6 +69,7 @@ class TrainerConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     schedule: str = "cosine"
+    schedule_clock: str = "steps"
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
     seed: int = 0
@@ -144,6 +148,12 @@ class Trainer:
     ) -> None:
         if config.schedule not in SCHEDULES:
             raise InvertError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
+        if config.schedule_clock not in ("steps", "time"):
+            raise InvertError(
+                f"schedule_clock must be 'steps' or 'time', got {config.schedule_clock!r}"
+            )
+        if config.schedule_clock == "time" and not config.max_minutes:
+            raise InvertError("schedule_clock='time' needs max_minutes (the schedule's length)")
         if len(dataset) == 0:
             raise InvertError("the training set is empty; check the corpus and its filters")
         self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
@@ -171,6 +181,7 @@ class Trainer:
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         # Not prepared: Accelerate would step it once per process, shortening the schedule
         # by the world size. Stepped by hand once per optimizer step, checkpointed all the same.
+        self._time_progress = 0.0  # share of max_minutes used (schedule_clock="time")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, self._lr_lambda)
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.step = 0
@@ -195,11 +206,26 @@ class Trainer:
             raise InvertError("the model has no trainable parameters")
         return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
 
+    def _elapsed_on_all(self, start: float) -> float:
+        """Seconds since ``start``, the same on every process when a time limit is set.
+
+        Each process's own clock differs by milliseconds; with ``max_minutes`` that would stop
+        one process a step before the others (a hang at the next all-reduce) and, with
+        ``schedule_clock="time"``, give replicas different learning rates.
+        """
+        elapsed = time.perf_counter() - start
+        if self.config.max_minutes and self.accelerator.num_processes > 1:
+            mine = torch.tensor([elapsed], device=self.accelerator.device)
+            elapsed = float(self.accelerator.reduce(mine, reduction="max").item())
+        return elapsed
+
     def _lr_lambda(self, step: int) -> float:
         cfg = self.config
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        if cfg.schedule_clock == "time":
+            progress = max(progress, self._time_progress)
         progress = min(progress, 1.0)
         if cfg.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * progress))
@@ -249,7 +275,9 @@ class Trainer:
                     continue
                 self.step += 1
                 progress.update(1)
-                elapsed = time.perf_counter() - start
+                elapsed = self._elapsed_on_all(start)
+                if cfg.max_minutes:
+                    self._time_progress = elapsed / (60 * cfg.max_minutes)
                 self._after_step(window, examples, tokens, elapsed)
                 if window and self.step % cfg.log_every == 0:
                     progress.set_postfix(loss=f"{sum(window) / len(window):.3f}")
