@@ -47,6 +47,18 @@ def require_hub(name: str, kind: str, packaged_default: str) -> None:
         )
 
 
+def default_device(device: str | None = None) -> str:
+    """``device`` if given, else ``cuda`` when a GPU is visible, else ``cpu``.
+
+    Loaded models and embedders go there, so the same command uses a GPU where one exists.
+    """
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cache_dir() -> Path:
     """Folder for embeddings, dequantized weights and other derived files (``INVERT_CACHE_DIR``)."""
     root = os.environ.get("INVERT_CACHE_DIR") or Path.home() / ".cache" / "invert"

@@ -28,6 +28,7 @@ from invert.data.pairs import EmbeddedSplit, embed_split
 from invert.data.splits import prepare_corpus
 from invert.edit_search import guided_search
 from invert.embedders.base import Embedder
+from invert.env import default_device
 from invert.errors import DimensionMismatchError, EmptyInputError
 from invert.metrics import reconstruction_metrics
 from invert.models.bag_of_words import BagOfWordsInverter
@@ -131,7 +132,7 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
     methods["nearest_neighbour"] = lambda e: {"nearest_neighbour": (nn.invert(e), None, True)}
     zs = cfg["zero_shot"]
     if zs.get("enabled"):
-        lm, tok = load_causal_lm(zs["lm"]), load_tokenizer(zs["lm"])
+        lm, tok = load_causal_lm(zs["lm"]).to(default_device()), load_tokenizer(zs["lm"])
         zs_args = {k: zs[k] for k in ("beam_width", "top_k", "block_size", "max_tokens")}
 
         def zero_shot(e: torch.Tensor) -> Outputs:

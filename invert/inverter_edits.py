@@ -170,9 +170,13 @@ class InverterEditProposer:
             places = [(starts[a], k) for k, (a, _) in enumerate(spans) if a in starts]
             places.append((len(ids), len(spans)))
             eos = self.tokenizer.eos_token_id
-            current = torch.tensor([[ids[p] if p < len(ids) else eos] for p, _ in places])
+            dev = log_probs.device
+            current = torch.tensor([[ids[p] if p < len(ids) else eos] for p, _ in places], device=dev)
             row_lp = log_probs[row, [p for p, _ in places]]  # [places, vocab]
-            first = torch.tensor([[self._first(w, at_start=k == 0) for w in candidate_words] for _, k in places])
+            first = torch.tensor(
+                [[self._first(w, at_start=k == 0) for w in candidate_words] for _, k in places],
+                device=dev,
+            )
             gain = (row_lp.gather(1, first) - row_lp.gather(1, current)).flatten()  # [places * words]
             best = gain.topk(min(self.num_edits, len(gain))).indices.tolist()
             scored = [(places[b // len(candidate_words)][1], candidate_words[b % len(candidate_words)]) for b in best]

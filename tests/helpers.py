@@ -84,13 +84,13 @@ def make_trainer(
 
 
 def param_snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of every named parameter."""
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
+    """A detached CPU copy of every named parameter (the model may train on a GPU)."""
+    return {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
 
 
 def changed_params(before: dict[str, torch.Tensor], model: torch.nn.Module) -> set[str]:
     """Names of parameters that differ from ``before`` in any element."""
-    return {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}
+    return {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach().cpu())}
 
 
 def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:

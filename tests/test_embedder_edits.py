@@ -37,9 +37,10 @@ def test_differentiable_forward_reproduces_encode_and_has_gradients(kind, minilm
     )
     encoder = embedder.differentiable_encoder()
     batch = encoder.tokenizer(TARGETS + ["short"], padding=True, return_tensors="pt")
-    inputs = encoder.input_embeddings.detach()[batch["input_ids"]].clone().requires_grad_(True)
-    vectors = encoder.forward(inputs, batch["attention_mask"])
-    assert torch.allclose(vectors, embedder.encode(TARGETS + ["short"]), atol=1e-5)
+    table = encoder.input_embeddings.detach()
+    inputs = table[batch["input_ids"].to(table.device)].clone().requires_grad_(True)
+    vectors = encoder.forward(inputs, batch["attention_mask"])  # the CPU mask is moved
+    assert torch.allclose(vectors.cpu(), embedder.encode(TARGETS + ["short"]).cpu(), atol=1e-5)
     vectors.sum().backward()
     assert inputs.grad is not None and inputs.grad.abs().sum() > 0
 

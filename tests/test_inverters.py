@@ -64,8 +64,9 @@ def _logits(model: torch.nn.Module, embeddings: torch.Tensor) -> torch.Tensor:
     batch = pair_collator(model.tokenizer, model.config.max_text_tokens)(
         list(zip(TEXTS, embeddings, strict=True))
     )
+    device = next(model.parameters()).device
     with torch.no_grad():
-        return model(**batch).logits
+        return model(**{k: v.to(device) for k, v in batch.items()}).logits.cpu()
 
 
 # --- training to memorization ------------------------------------------------------------
@@ -94,7 +95,7 @@ def test_save_load_round_trip_is_exact_and_safetensors_only(trained, tmp_path):
         == f"invert_{kind}"
     )
 
-    loaded = load_inverter(tmp_path / "ckpt")
+    loaded = load_inverter(tmp_path / "ckpt", device=str(next(model.parameters()).device))
     assert type(loaded) is type(model) and not loaded.training
     assert loaded.config.embedder_name == EMBEDDER_NAME and loaded.config.embedder_dim == EMBED_DIM
     emb = fake_embeddings()
@@ -173,7 +174,7 @@ def test_save_load_round_trip_per_tuning(tuning, tmp_path):
             if "lora_B" in name:
                 param.normal_(std=0.5)
     model.save_pretrained(tmp_path)
-    loaded = load_inverter(tmp_path)
+    loaded = load_inverter(tmp_path, device="cpu")
     assert loaded.config.tuning == tuning
     emb = fake_embeddings()
     assert torch.equal(_logits(loaded, emb), _logits(model, emb))

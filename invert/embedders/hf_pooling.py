@@ -72,6 +72,7 @@ class HFPoolingEmbedder(Embedder):
         """The encoder run from token vectors, then pooled as :meth:`encode` pools."""
 
         def forward(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            attention_mask = attention_mask.to(inputs_embeds.device)  # a tokenizer's CPU mask
             hidden = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
             return self._pool(hidden, attention_mask)
 

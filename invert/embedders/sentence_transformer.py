@@ -83,6 +83,7 @@ class SentenceTransformerEmbedder(Embedder):
         rest = list(self.model)[1:]
 
         def forward(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            attention_mask = attention_mask.to(inputs_embeds.device)  # a tokenizer's CPU mask
             hidden = backbone(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
             features = {"token_embeddings": hidden, "attention_mask": attention_mask}
             for module in rest:  # pooling, dense, normalize: whatever the model was saved with

@@ -8,6 +8,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from invert.env import default_device
 from invert.errors import CheckpointError, unknown_name
 from invert.models.corrector import Corrector
 from invert.models.hypothesis import HypothesisInverter, HypothesisInverterConfig
@@ -100,8 +101,12 @@ def _build_hypothesis(
     return HypothesisInverter(config, seq2seq=seq2seq)
 
 
-def load_inverter(path: str | Path) -> PreTrainedModel:
+def load_inverter(path: str | Path, device: str | None = None) -> PreTrainedModel:
     """Loads a saved inverter (weights, config and tokenizer) from its folder.
+
+    Args:
+        path: The folder ``save_pretrained`` wrote.
+        device: Where to put it (None: CUDA when available, else CPU).
 
     Raises:
         CheckpointError: Not a folder, not an invert checkpoint, or corrupt.
@@ -124,7 +129,7 @@ def load_inverter(path: str | Path) -> PreTrainedModel:
         model.tokenizer = load_tokenizer(str(path))
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: tokenizer files missing or unreadable ({err})") from err
-    return model
+    return model.to(default_device(device))
 
 
 def _register_auto_classes() -> None:
@@ -249,13 +254,17 @@ def _merged_lm_copy(lm: PreTrainedModel) -> PreTrainedModel:
     return lm
 
 
-def load_corrector(path: str | Path) -> PreTrainedModel:
+def load_corrector(path: str | Path, device: str | None = None) -> PreTrainedModel:
     """Loads a saved corrector (weights, config and tokenizer) from its folder.
+
+    Args:
+        path: The folder ``save_pretrained`` wrote.
+        device: Where to put it (None: CUDA when available, else CPU).
 
     Raises:
         CheckpointError: Not a corrector checkpoint, or corrupt.
     """
-    model = load_inverter(path)
+    model = load_inverter(path, device)
     if model.config.model_type != "invert_corrector":
         raise CheckpointError(f"{path} holds a {model.config.model_type!r}, not a corrector")
     return model
