@@ -88,6 +88,16 @@ def test_fortunes_are_whole_entries():
     assert not any("\n" in t for t in texts)
 
 
+def test_fortune_files_are_found_outside_the_environment(tmp_path, monkeypatch):
+    from invert.data.corpora import CorpusPackageMissingError, load_fortunes
+
+    (tmp_path / "mine").write_text("First fortune,\n  two lines.\n%\nSecond one.\n    -- Someone\n%\n")
+    with pytest.raises(CorpusPackageMissingError, match="INVERT_FORTUNE_DIR"):
+        load_fortunes(files=("mine",))
+    monkeypatch.setenv("INVERT_FORTUNE_DIR", str(tmp_path))
+    assert load_fortunes(files=("mine",)) == ["First fortune, two lines.", "Second one."]
+
+
 def test_synthetic_pii_is_seeded_and_fields_are_in_text():
     a = synthetic_pii_records(n=50, seed=1)
     assert a == synthetic_pii_records(n=50, seed=1)

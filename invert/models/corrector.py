@@ -193,8 +193,11 @@ class Corrector(InverterMixin, PreTrainedModel):
         hypothesis_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The left-padded ``[prefix, hypothesis tokens, separator]`` inputs and their mask."""
-        dtype = self.lm.get_input_embeddings().weight.dtype
-        e, h = target_embeddings.float(), hypothesis_embeddings.float()
+        table = self.lm.get_input_embeddings().weight
+        dtype, device = table.dtype, table.device
+        # Inputs may arrive from the CPU (an embedder's vectors, a tokenizer's ids).
+        e, h = target_embeddings.to(device).float(), hypothesis_embeddings.to(device).float()
+        hypothesis_ids, hypothesis_mask = hypothesis_ids.to(device), hypothesis_mask.to(device)
         prefix = torch.cat(
             [
                 self.projections["target"](e),
@@ -228,6 +231,9 @@ class Corrector(InverterMixin, PreTrainedModel):
         ctx, ctx_mask = self.context(
             target_embeddings, hypothesis_embeddings, hypothesis_ids, hypothesis_mask
         )
+        device = ctx.device
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        labels = labels.to(device) if labels is not None else None
         if self.config.architecture == "encoder_decoder":
             if labels is None:
                 labels = input_ids.masked_fill(attention_mask == 0, -100)

