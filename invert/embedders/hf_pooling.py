@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from invert.embedders.base import Embedder
 from invert.embedders.differentiable import DifferentiableEncoder, mean_pool
-from invert.env import require_hub
+from invert.env import default_device, require_hub
 from invert.errors import InvertError
 
 POOLINGS = ("mean", "cls")
@@ -42,7 +42,7 @@ class HFPoolingEmbedder(Embedder):
             require_hub(model, "HF encoder", "minilm")
         path = str(local) if local.exists() else model
         self.name = local.name if local.exists() else model
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
         self.pooling, self.max_length, self.normalize = pooling, max_length, normalize

@@ -8,7 +8,7 @@ import torch
 
 from invert.embedders.base import Embedder
 from invert.embedders.differentiable import DifferentiableEncoder
-from invert.env import require_hub
+from invert.env import default_device, require_hub
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 _MINILM_ALIASES = {"minilm", "all-MiniLM-L6-v2", MINILM}
@@ -52,9 +52,7 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         path, self.name = resolve_sentence_transformer(model)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = SentenceTransformer(path, device=device)
+        self.model = SentenceTransformer(path, device=default_device(device))
         if max_seq_length is not None:
             self.model.max_seq_length = max_seq_length
         self.dim = int(self.model.get_embedding_dimension())
