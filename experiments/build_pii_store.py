@@ -8,6 +8,9 @@ stored with their text. Use a Faker seed the attacker's inverter was not trained
     python experiments/privacy_audit.py store=chroma store.path=outputs/pii_store/chroma \
         store.collection=notes inverter_path=<run>/inverter \
         'audit.pii_records={source: synthetic_pii, n: 5000, seed: 1}'
+    python experiments/privacy_audit.py store=chroma store.path=outputs/pii_store/chroma \
+        store.collection=notes audit.attacker=records \
+        'audit.pii_records={source: synthetic_pii, n: 5000, seed: 1}'
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def correct(
         sequence_beam_width: B, texts kept per example between steps.
         num_candidates: Corrector proposals per beam per step (token beam search, or samples).
         early_stop_cosine: Stop correcting an example once its best cosine reaches this
-            (None: never).
+            (None: never). Without sampling, an example whose beam a step left unchanged
+            also stops: the corrector would propose the same texts again.
         candidate_texts: Extra step-0 candidates per example (e.g. nearest-neighbour texts).
         keep_previous: Keep the current beams as candidates (best cosine never decreases);
             False replaces them, as vec2text does (B = 1 is then plain greedy correction).
@@ -143,8 +144,11 @@ def correct(
     result = CorrectionResult(texts=[], cosines=[])
     beams = _select(pools, scorer, width, result)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
+    # A beam that a deterministic step left unchanged would get the same proposals again: it
+    # has converged, and sending it to the corrector once more only costs time.
+    settled = [False] * n
     for step in tqdm(range(1, num_steps + 1), desc="correcting", disable=not show_progress):
-        active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
+        active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop and not settled[i]]
         if not active:
             _record(beams, scorer, result)
             continue
@@ -164,7 +168,10 @@ def correct(
         for (i, _), cands in zip(rows, proposals, strict=True):
             new[i].extend(cands)
         pools = [list(dict.fromkeys(new[i])) if i in new else beams[i] for i in range(n)]
-        beams = _select(pools, scorer, width, result)
+        previous, beams = beams, _select(pools, scorer, width, result)
+        if not do_sample:
+            for i in active:
+                settled[i] = beams[i] == previous[i]
     result.texts = [b[0] for b in beams]
     result.cosines = [scorer.cosine(i, b[0]) for i, b in enumerate(beams)]
     result.embedder_calls = scorer.calls

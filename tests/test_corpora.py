@@ -109,6 +109,22 @@ def test_synthetic_pii_is_seeded_and_fields_are_in_text():
     assert load_raw_corpus("synthetic_pii", n=50, seed=1) == [r["text"] for r in a]
 
 
+def test_synthetic_pii_does_not_depend_on_todays_date(monkeypatch):
+    """A store built one day must match the records generated the next (it did not: Faker's
+    date_of_birth counts back from today, so every birth date moved by a day)."""
+    import faker.providers.date_time as faker_dates
+
+    def clock(*args, **kwargs):
+        raise AssertionError("synthetic records read the clock")
+
+    before = synthetic_pii_records(n=20, seed=4)
+    for name in ("date_of_birth", "date_between", "date_time_between", "date_this_century"):
+        monkeypatch.setattr(faker_dates.Provider, name, clock)
+    assert synthetic_pii_records(n=20, seed=4) == before
+    years = {int(r["date"][-4:]) for r in synthetic_pii_records(n=500, seed=4)}
+    assert min(years) >= 1930 and max(years) <= 2024 and len(years) > 50
+
+
 def _write_corpus(tmp_path, kind: str):
     rows = ["The first text is here.", "A second one follows it.", "And a third closes."]
     path = tmp_path / f"corpus.{kind}"

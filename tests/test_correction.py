@@ -144,13 +144,36 @@ def test_early_stop_saves_corrector_calls(setup):
     s = setup
     args = (s["embeddings"], s["inverter"], s["corrector"], s["embedder"])
     full = correct(*args, num_steps=2, early_stop_cosine=None)
-    assert full.corrector_inputs == 2 * len(TEXTS)
+    moved = sum(a != b for a, b in zip(*full.texts_by_step[:2], strict=True))
+    # Step 2 corrects only the examples step 1 changed; the others have converged.
+    assert full.corrector_inputs == len(TEXTS) + moved
     threshold = sorted(full.best_cosine_by_step[0])[len(TEXTS) // 2]
     some = correct(*args, num_steps=2, early_stop_cosine=threshold)
     assert 0 < some.corrector_inputs < full.corrector_inputs
     none = correct(*args, num_steps=2, early_stop_cosine=-1.0)
     assert none.corrector_inputs == 0 and none.steps_run == 0
     assert len(none.best_cosine_by_step) == 3
+
+
+def test_converged_beams_are_not_corrected_again(setup):
+    s = setup
+    args = (s["embeddings"], s["inverter"], s["corrector"], s["embedder"])
+    res = correct(*args, num_steps=6, early_stop_cosine=None)
+    for step in range(1, 6):
+        # Once a step leaves an example's text unchanged, it never changes again.
+        for i, (a, b) in enumerate(zip(*res.texts_by_step[step - 1 : step + 1], strict=True)):
+            if a == b:
+                assert all(t[i] == a for t in res.texts_by_step[step:])
+    steps = res.texts_by_step
+
+    def settled_before(k: int, i: int) -> bool:  # some step j < k left example i unchanged
+        return any(steps[j - 1][i] == steps[j][i] for j in range(1, k))
+
+    expected = sum(not settled_before(k, i) for k in range(1, 7) for i in range(len(TEXTS)))
+    assert res.corrector_inputs == expected < 6 * len(TEXTS)
+    # Sampling draws new proposals each step, so nothing counts as converged.
+    sampled = correct(*args, num_steps=6, early_stop_cosine=None, do_sample=True)
+    assert sampled.corrector_inputs == 6 * len(TEXTS)
 
 
 def test_no_text_embedded_twice(setup):

@@ -214,7 +214,9 @@ def test_hydra_entry_point_on_a_parquet_store(tmp_path):
 def test_search_in_the_loop_only_raises_the_cosine_to_the_store(setup, tmp_path):
     embedder, _, store, inverter = setup
     kept = {"defenses": ["noise"], "noise_levels": [0.0]}
-    plain = run_privacy_audit(_cfg(store, tmp_path / "plain", **kept), inverter=inverter, embedder=embedder)
+    plain = run_privacy_audit(
+        _cfg(store, tmp_path / "plain", **kept), inverter=inverter, embedder=embedder
+    )
     search = {"num_rounds": 3, "edits_per_round": 4, "gradient_edits": 0, "inverter_edits": 2}
     cfg = _cfg(store, tmp_path / "search", search=search, **kept)
     searched = run_privacy_audit(cfg, inverter=inverter, embedder=embedder)
@@ -222,3 +224,23 @@ def test_search_in_the_loop_only_raises_the_cosine_to_the_store(setup, tmp_path)
     for before, after in zip(plain["rows"], searched["rows"], strict=True):
         assert after["condition"] == before["condition"]
         assert after["cosine"] > before["cosine"] + 0.05, (before, after)
+
+
+def test_summary_names_the_noise_that_keeps_retrieval():
+    from invert.audit.run import _noise_sweet_spot
+
+    def row(defense, level, bleu, recall, full):
+        pii = {"full_name": {"rate": full}}
+        return {"defense": defense, "level": level, "bleu": bleu, "recall@10": recall, "pii": pii}
+
+    rows = [
+        row("none", None, 40.0, 1.0, 0.6),
+        row("noise", 0.01, 36.0, 0.99, 0.5),
+        row("noise", 0.05, 18.0, 0.96, 0.1),
+        row("noise", 0.1, 5.0, 0.5, 0.0),
+        row("int8", None, 40.0, 1.0, 0.6),
+    ]
+    line = _noise_sweet_spot(rows)
+    assert "λ=0.05" in line and "BLEU falls 55% (40.0 → 18.0)" in line
+    assert "from 60% to 10%" in line
+    assert _noise_sweet_spot([rows[0], rows[3]]) is None  # no λ keeps retrieval

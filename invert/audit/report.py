@@ -38,13 +38,17 @@ def plot_noise_tradeoff(rows: Sequence[Mapping[str, Any]], path: Path) -> Path |
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot()
     for key, label, style in (
+        ("bleu_01", "BLEU / 100 (leakage)", "x-"),
         ("token_f1", "token F1 (leakage)", "o-"),
         ("cosine", "cosine to target (leakage)", "s-"),
         ("pii_any", "records with any PII field recovered", "^-"),
         ("recall@10", "Recall@10 (utility)", "D--"),
         ("ndcg@10", "nDCG@10 (utility)", "v--"),
     ):
-        values = [r.get(key) for r in noise]
+        if key == "bleu_01":  # BLEU is 0-100; the axis is a 0-1 score
+            values = [None if r.get("bleu") is None else r["bleu"] / 100 for r in noise]
+        else:
+            values = [r.get(key) for r in noise]
         if all(v is not None for v in values):
             ax.plot(levels, values, style, label=label)
     ax.set_xscale("symlog", linthresh=min(x for x in levels if x > 0) if any(levels) else 1e-3)
@@ -105,6 +109,17 @@ def _image(path: Path | None, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _attacker_phrase(attacker: Mapping[str, Any]) -> str:
+    embedder = html.escape(str(attacker["embedder"]))
+    if attacker.get("attacker") == "records":
+        return (
+            "the schema-aware record attack: attribute inference from the vector, then the "
+            f"record's template and fields chosen by querying {embedder} "
+            f"({attacker.get('templates')} templates learned from the attacker's own records)"
+        )
+    return f"an inverter trained on {embedder}"
+
+
 _CSS = (
     "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
     "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
@@ -138,7 +153,7 @@ def write_html_report(
         *(f"<li>{html.escape(line)}</li>" for line in summary),
         "</ul><h2>What was tested</h2>",
         f"<p>{store['sampled']} of {store['count']} stored vectors ({store['dim']} dimensions) "
-        f"were inverted with an inverter trained on {html.escape(result['inverter']['embedder'])}. "
+        f"were inverted with {_attacker_phrase(result['inverter'])}. "
         "Each defense was applied to the same vectors, as if it had been in place when the "
         "store was filled. Leakage: BLEU (0–100) and token F1 against the stored document, "
         "exact-match share, and cosine between the stored vector and the embedding of the "

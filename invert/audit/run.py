@@ -1,7 +1,9 @@
 """The privacy audit: what an attacker recovers from a vector store, and which defenses help.
 
 ``run_privacy_audit`` samples a real store (:mod:`invert.stores`), inverts the vectors with a
-trained inverter (vec2text-style, arXiv:2310.06816), measures text leakage and PII recovery,
+trained inverter (vec2text-style, arXiv:2310.06816) or, for stores of structured records, the
+schema-aware record attack (:mod:`invert.audit.record_attack`), measures text leakage and PII
+recovery,
 then repeats under each defense (:mod:`invert.defenses`): a Gaussian noise sweep, int8 and
 binary quantization, and a secret orthogonal transform, the latter also attacked with ALGEN's
 few-shot alignment (arXiv:2502.11308). Retrieval utility is measured for every defense. The
@@ -11,7 +13,6 @@ texts only with ``audit.log_examples: true``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,13 @@ from tqdm.auto import tqdm
 
 from invert.api import invert_embeddings
 from invert.audit.pii import pii_recovery
+from invert.audit.record_attack import RecordAttack, load_records
 from invert.audit.report import plot_noise_tradeoff, plot_pii_bars, write_html_report
 from invert.audit.retrieval import defended_retrieval
-from invert.data.corpora import synthetic_pii_records
 from invert.defenses import AlignmentAttack, DefendedEmbedder, build_defense
 from invert.edit_search import guided_search
 from invert.embedders import Embedder, build_embedder, check_embeddings
-from invert.errors import InvertError
+from invert.errors import InvertError, unknown_name
 from invert.metrics import cosine_similarity_rows, reconstruction_metrics
 from invert.stores import StoreBatch, open_store
 from invert.tracking import build_tracker, save_json
@@ -46,7 +47,15 @@ DEFAULTS: dict[str, Any] = {
     "num_examples": 5,
     "log_examples": False,
     "search": None,
+    "attacker": "inverter",
+    "record_attack": {
+        "aux": {"source": "synthetic_pii", "n": 10000, "seed": 7},
+        "fields": ["first_name", "last_name", "date", "city", "address", "phone"],
+        "top_k": 8,
+        "rounds": 2,
+    },
 }
+ATTACKERS = ("inverter", "records")
 
 
 def run_privacy_audit(
@@ -72,20 +81,28 @@ def run_privacy_audit(
         EmptyInputError: The store is empty.
     """
     audit = {**DEFAULTS, **(cfg.get("audit") or {})}
+    if audit["attacker"] not in ATTACKERS:
+        raise unknown_name("attacker", audit["attacker"], list(ATTACKERS))
     seed = int(cfg.get("seed", 0))
     run_dir = Path(cfg["paths"]["output_dir"])
-    if inverter is None:
-        from invert.models import load_inverter
-
-        if not cfg.get("inverter_path"):
-            raise InvertError(
-                "set inverter_path=<folder of a trained inverter> (see train_inverter.py)"
-            )
-        inverter = load_inverter(cfg["inverter_path"])
     embedder = embedder or build_embedder(cfg.get("embedder") or "minilm")
-    dim = int(inverter.config.embedder_dim)
-    source = f"the inverter (trained on {inverter.config.embedder_name})"
-    check_embeddings(torch.zeros(1, embedder.dim), dim, source)
+    if audit["attacker"] == "records":
+        audit["record_attack"] = {**DEFAULTS["record_attack"], **audit["record_attack"]}
+        inverter = _record_attack(embedder, audit["record_attack"])
+        dim, source = embedder.dim, f"the record attack (on {embedder.name})"
+    else:
+        if inverter is None:
+            from invert.models import load_inverter
+
+            if not cfg.get("inverter_path"):
+                raise InvertError(
+                    "set inverter_path=<folder of a trained inverter> (see train_inverter.py), "
+                    "or audit.attacker=records for the schema-aware record attack"
+                )
+            inverter = load_inverter(cfg["inverter_path"])
+        dim = int(inverter.config.embedder_dim)
+        source = f"the inverter (trained on {inverter.config.embedder_name})"
+        check_embeddings(torch.zeros(1, embedder.dim), dim, source)
     log_cfg = dict(cfg.get("logger") or {})
     tracker = build_tracker(log_cfg.pop("kind", "none"), run_dir, config=cfg, **log_cfg)
     with tracker, open_store(cfg["store"]) as store:
@@ -94,6 +111,8 @@ def run_privacy_audit(
         stages = _stages(audit)
         bar = tqdm(total=len(stages) + 2, desc="privacy audit")
         records = _pii_truth(audit["pii_records"], victims.documents)
+        if isinstance(inverter, RecordAttack):
+            inverter.fit(load_records(audit["record_attack"]["aux"]))
         clean = torch.from_numpy(victims.vectors)
         ctx = _Context(inverter, embedder, audit, victims, clean, records)
         rows, examples = [ctx.attack("none", "none", clean)], {}
@@ -151,19 +170,28 @@ class _Context:
 
     def attack(self, name: str, kind: str, vectors: torch.Tensor, **extra: Any) -> dict:
         """Inverts ``vectors`` and scores the reconstructions against the clean store rows."""
-        recon = invert_embeddings(
-            vectors,
-            self.inverter,
-            embedder=self.embedder,
-            num_candidates=int(self.audit["num_candidates"]),
-            max_new_tokens=self.audit["max_new_tokens"],
-            show_progress=True,
-        )
-        if self.audit.get("search"):
+        if isinstance(self.inverter, RecordAttack):
+            recon, _ = self.inverter.invert(vectors)
+        else:
+            recon = invert_embeddings(
+                vectors,
+                self.inverter,
+                embedder=self.embedder,
+                num_candidates=int(self.audit["num_candidates"]),
+                max_new_tokens=self.audit["max_new_tokens"],
+                show_progress=True,
+            )
+        if self.audit.get("search") and not isinstance(self.inverter, RecordAttack):
             # The attacker with the embedder in the loop: the inverter's text, edited toward
             # the vector the store holds (noised, quantized, ...), as vec2text's corrector does.
             recon = guided_search(
-                vectors, self.embedder, recon, None, None, self.audit["search"], inverter=self.inverter
+                vectors,
+                self.embedder,
+                recon,
+                None,
+                None,
+                self.audit["search"],
+                inverter=self.inverter,
             ).texts
         self.last = recon
         row: dict[str, Any] = {
@@ -233,16 +261,29 @@ def _alignment(ctx: _Context, defense, leak: StoreBatch | None, ks, examples) ->
 
 
 def _pii_truth(spec: Any, documents: list[str] | None) -> list[dict] | None:
-    """Ground-truth PII records aligned with the sampled documents (None when not configured)."""
+    """Ground-truth PII records aligned with the sampled documents (None when not configured).
+
+    Raises:
+        InvertError: None of the sampled documents has a record: every PII rate would read 0%.
+    """
     if spec is None or documents is None:
         return None
-    if isinstance(spec, dict) and spec.get("source") == "synthetic_pii":
-        pool = synthetic_pii_records(int(spec.get("n", 5000)), int(spec.get("seed", 0)))
-    else:
-        pool = json.loads(Path(str(spec)).expanduser().read_text(encoding="utf-8"))
-    by_text = {r["text"]: r for r in pool}
+    by_text = {r["text"]: r for r in load_records(spec)}
+    matched = sum(doc in by_text for doc in documents)
+    if not matched:
+        raise InvertError(
+            f"none of the {len(documents)} sampled documents is among the pii_records "
+            f"{spec!r}; give the records the store was built from (same n and seed)"
+        )
     # A document without a record gets an empty one: it counts in "any" but in no field.
     return [by_text.get(doc, {}) for doc in documents]
+
+
+def _record_attack(embedder: Embedder, spec: dict[str, Any]) -> RecordAttack:
+    """The schema-aware attack, unfitted (it is fitted once the store has been checked)."""
+    return RecordAttack(
+        embedder, spec["fields"], top_k=int(spec["top_k"]), rounds=int(spec["rounds"])
+    )
 
 
 def _cosine_only(recon: list[str], targets: torch.Tensor, embedder: Embedder) -> float:
@@ -273,6 +314,8 @@ def _finish(cfg, audit, store, victims, inverter, rows, notes, run_dir: Path) ->
         if row.get("recall@10") is not None:
             line += f", Recall@10 {row['recall@10']:.2f} (undefended {base['recall@10']:.2f})"
         summary.append(line + ".")
+    if (line := _noise_sweet_spot(rows)) is not None:
+        summary.append(line)
     return {
         "store": {
             "name": store.name,
@@ -281,16 +324,58 @@ def _finish(cfg, audit, store, victims, inverter, rows, notes, run_dir: Path) ->
             "sampled": len(victims),
             "has_documents": victims.documents is not None,
         },
-        "inverter": {
-            "embedder": str(inverter.config.embedder_name),
-            "dim": store.dim,
-            "path": cfg.get("inverter_path"),
-        },
+        "inverter": _describe_attacker(cfg, audit, inverter, store.dim),
         "audit": {k: v for k, v in audit.items() if k != "pii_records"},
         "rows": rows,
         "summary": summary,
         "notes": notes,
         "files": {"json": str(run_dir / "report.json"), "html": str(run_dir / "report.html")},
+    }
+
+
+def _noise_sweet_spot(rows: list[dict], keep: float = 0.95) -> str | None:
+    """vec2text's question of the noise sweep: at the largest λ where retrieval keeps ``keep``
+    of its undefended Recall@10, how much of the leakage is left?"""
+    base = rows[0]
+    if base.get("recall@10") is None or base.get("bleu") is None:
+        return None
+    ok = [
+        r
+        for r in rows
+        if r["defense"] == "noise" and r["level"] and r["recall@10"] >= keep * base["recall@10"]
+    ]
+    if not ok:
+        return None
+    row = max(ok, key=lambda r: r["level"])
+    line = (
+        f"Largest noise that keeps {keep:.0%} of Recall@10: λ={row['level']:g} (Recall@10 "
+        f"{row['recall@10']:.2f} vs {base['recall@10']:.2f}); there BLEU falls "
+        f"{1 - row['bleu'] / base['bleu']:.0%} ({base['bleu']:.1f} → {row['bleu']:.1f})"
+        if base["bleu"] > 0
+        else f"Largest noise that keeps {keep:.0%} of Recall@10: λ={row['level']:g}"
+    )
+    if base.get("pii") and row.get("pii"):
+        first, now = base["pii"]["full_name"]["rate"], row["pii"]["full_name"]["rate"]
+        line += f", and full names recovered go from {first:.0%} to {now:.0%}"
+    return line + "."
+
+
+def _describe_attacker(cfg, audit, inverter, dim: int) -> dict[str, Any]:
+    if isinstance(inverter, RecordAttack):
+        spec = audit["record_attack"]
+        return {
+            "attacker": "records",
+            "embedder": inverter.embedder.name,
+            "dim": dim,
+            "aux": spec.get("aux"),
+            "templates": len(inverter.templates),
+            "fields": inverter.fields,
+        }
+    return {
+        "attacker": "inverter",
+        "embedder": str(inverter.config.embedder_name),
+        "dim": dim,
+        "path": cfg.get("inverter_path"),
     }
 
 

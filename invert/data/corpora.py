@@ -8,10 +8,12 @@ alone costs seconds, and we only need its data files. ``file:PATH`` reads a loca
 from __future__ import annotations
 
 import bz2
+import datetime
 import html
 import importlib.util
 import json
 import os
+import random
 import re
 import site
 import sys
@@ -313,6 +315,14 @@ _COMPLAINTS = (
 ).split("|")
 
 
+_BIRTH_WINDOW = (datetime.date(1930, 1, 1), datetime.date(2024, 12, 31))
+
+
+def _birth_date(rng: random.Random) -> datetime.date:
+    start, end = _BIRTH_WINDOW
+    return start + datetime.timedelta(days=rng.randrange((end - start).days + 1))
+
+
 def synthetic_pii_records(n: int = 5000, seed: int = 0) -> list[dict[str, str]]:
     """Synthetic records carrying PII, with per-field ground truth for privacy audits.
 
@@ -338,7 +348,9 @@ def synthetic_pii_records(n: int = 5000, seed: int = 0) -> list[dict[str, str]]:
         fields = {
             "first_name": fake.first_name(),
             "last_name": fake.last_name(),
-            "date": fake.date_of_birth(minimum_age=1, maximum_age=95).strftime("%B %d, %Y"),
+            # Drawn from a fixed window, not Faker's date_of_birth: that one counts back from
+            # today, so a store built yesterday no longer matched today's records.
+            "date": _birth_date(fake.random).strftime("%B %d, %Y"),
             "city": fake.city(),
             "address": fake.street_address(),
             "phone": fake.phone_number(),
