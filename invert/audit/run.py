@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "max_new_tokens": None,
     "pii_records": None,
     "defenses": ["noise", "int8", "binary", "orthogonal"],
-    "noise_levels": [0.0, 0.01, 0.05, 0.1, 0.5],
+    "noise_levels": [0.0, 0.01, 0.02, 0.05, 0.07, 0.1, 0.5],
     "alignment_k": [10, 100, 1000],
     "retrieval": {"n": 200, "k": 10},
     "show_examples": False,
