@@ -244,7 +244,12 @@ class RecordAttack:
             Per vector, template indices (best first), and ``{field: {count: [[words of slot
             0], [words of slot 1], ...]}}`` with counts ordered by how common they are.
         """
-        x = F.normalize(check_embeddings(vectors, self.embedder.dim, "the record attack"), dim=1)
+        return self._candidates(self._unit(vectors))
+
+    def _unit(self, vectors: torch.Tensor) -> torch.Tensor:
+        return F.normalize(check_embeddings(vectors, self.embedder.dim, "the record attack"), dim=1)
+
+    def _candidates(self, x: torch.Tensor) -> tuple[list[list[int]], list[dict[str, Any]]]:
         top_t = (x @ self.template_map).topk(min(self.top_k, len(self.templates)), dim=1).indices
         per_vector: list[dict[str, Any]] = [{} for _ in range(len(x))]
         for field, maps in self.field_maps.items():
@@ -278,8 +283,8 @@ class RecordAttack:
         """
         if not self.templates:
             raise InvertError("call fit(auxiliary_records) before invert()")
-        x = F.normalize(check_embeddings(vectors, self.embedder.dim, "the record attack"), dim=1)
-        top_t, cands = self.candidates(x)
+        x = self._unit(vectors)
+        top_t, cands = self._candidates(x)
         states = [
             _State(t[0], {f: [w[0] for w in next(iter(c[f].values()))] for f in c})
             for t, c in zip(top_t, cands, strict=True)

@@ -171,7 +171,7 @@ class _Context:
     def attack(self, name: str, kind: str, vectors: torch.Tensor, **extra: Any) -> dict:
         """Inverts ``vectors`` and scores the reconstructions against the clean store rows."""
         if isinstance(self.inverter, RecordAttack):
-            recon, _ = self.inverter.invert(vectors)
+            recon, _ = self.inverter.invert(vectors)  # has the embedder in its loop already
         else:
             recon = invert_embeddings(
                 vectors,
@@ -181,18 +181,13 @@ class _Context:
                 max_new_tokens=self.audit["max_new_tokens"],
                 show_progress=True,
             )
-        if self.audit.get("search") and not isinstance(self.inverter, RecordAttack):
-            # The attacker with the embedder in the loop: the inverter's text, edited toward
-            # the vector the store holds (noised, quantized, ...), as vec2text's corrector does.
-            recon = guided_search(
-                vectors,
-                self.embedder,
-                recon,
-                None,
-                None,
-                self.audit["search"],
-                inverter=self.inverter,
-            ).texts
+            if self.audit.get("search"):
+                # The attacker with the embedder in the loop: the inverter's text, edited toward
+                # the vector the store holds (noised, quantized, ...), as vec2text's corrector.
+                search = self.audit["search"]
+                recon = guided_search(
+                    vectors, self.embedder, recon, None, None, search, inverter=self.inverter
+                ).texts
         self.last = recon
         row: dict[str, Any] = {
             "condition": name,
@@ -269,8 +264,7 @@ def _pii_truth(spec: Any, documents: list[str] | None) -> list[dict] | None:
     if spec is None or documents is None:
         return None
     by_text = {r["text"]: r for r in load_records(spec)}
-    matched = sum(doc in by_text for doc in documents)
-    if not matched:
+    if not any(doc in by_text for doc in documents):
         raise InvertError(
             f"none of the {len(documents)} sampled documents is among the pii_records "
             f"{spec!r}; give the records the store was built from (same n and seed)"
@@ -347,13 +341,12 @@ def _noise_sweet_spot(rows: list[dict], keep: float = 0.95) -> str | None:
     if not ok:
         return None
     row = max(ok, key=lambda r: r["level"])
-    line = (
-        f"Largest noise that keeps {keep:.0%} of Recall@10: λ={row['level']:g} (Recall@10 "
-        f"{row['recall@10']:.2f} vs {base['recall@10']:.2f}); there BLEU falls "
-        f"{1 - row['bleu'] / base['bleu']:.0%} ({base['bleu']:.1f} → {row['bleu']:.1f})"
-        if base["bleu"] > 0
-        else f"Largest noise that keeps {keep:.0%} of Recall@10: λ={row['level']:g}"
-    )
+    line = f"Largest noise that keeps {keep:.0%} of Recall@10: λ={row['level']:g}"
+    if base["bleu"] > 0:
+        line += (
+            f" (Recall@10 {row['recall@10']:.2f} vs {base['recall@10']:.2f}); there BLEU falls "
+            f"{1 - row['bleu'] / base['bleu']:.0%} ({base['bleu']:.1f} → {row['bleu']:.1f})"
+        )
     if base.get("pii") and row.get("pii"):
         first, now = base["pii"]["full_name"]["rate"], row["pii"]["full_name"]["rate"]
         line += f", and full names recovered go from {first:.0%} to {now:.0%}"
