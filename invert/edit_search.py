@@ -17,6 +17,11 @@ It is the discrete counterpart of vec2text's correction (arXiv 2310.06816) and o
 embedder-scored search in ZSInvert: where a 15-minute CPU inverter is worse than retrieval, the
 retrieved text is the best place to start editing, and the embedder says which edits move it
 toward the target.
+
+Cosine alone rewards any text that embeds close, including word salad that shares few words
+with the target. An optional word prior (per example, each word's probability of being in the
+target, from a bag-of-words model) adds the text's expected token F1 under that prior to the
+score, so of two texts the embedder rates alike the one made of likelier words is kept.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from invert.embedder_edits import EmbedderGradientProposer
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
 from invert.inverter_edits import InverterEditProposer
+from invert.metrics import _words
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 
@@ -89,6 +95,7 @@ def edit_search(
     seed: int = 0,
     show_progress: bool = False,
     proposer: Proposer | None = None,
+    word_prior: WordPrior | None = None,
 ) -> EditSearchResult:
     """Word-edit hill climbing on the embedder's cosine, batched across examples.
 
@@ -108,6 +115,9 @@ def edit_search(
         proposer: Also asked, once per round and batched over examples, for edits of every
             kept text (e.g. the trained inverter's token fixes,
             :class:`invert.inverter_edits.InverterEditProposer`).
+        word_prior: Adds ``weight x`` each text's expected token F1 under a per-example
+            word prior to the score that picks the kept texts (None: cosine alone). Early
+            stopping and the reported cosines stay pure cosine.
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -131,8 +141,10 @@ def edit_search(
              for p, pool in zip(proposal_words, pools, strict=True)]  # fmt: skip
     rng = random.Random(seed)
     scorer = CosineScorer(targets, embedder)
+    if word_prior is not None and len(word_prior.probabilities) != n:
+        raise InvertError(f"the word prior has {len(word_prior.probabilities)} rows for {n} targets")
     result = EditSearchResult(texts=[], cosines=[])
-    beams = _keep_best(pools, scorer, beam_width, result)
+    beams = _keep_best(pools, scorer, beam_width, result, word_prior)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
     for _ in tqdm(range(num_rounds), desc="edit search", disable=not show_progress):
         active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
@@ -155,11 +167,59 @@ def edit_search(
             ]
             cands += proposed[i]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
-        beams = _keep_best(new_pools, scorer, beam_width, result)
+        beams = _keep_best(new_pools, scorer, beam_width, result, word_prior)
     result.texts = [b[0] for b in beams]
     result.cosines = [scorer.cosine(i, b[0]) for i, b in enumerate(beams)]
     result.embedded_texts, result.embedder_calls = len(scorer.vectors), scorer.calls
     return result
+
+
+@dataclass
+class WordPrior:
+    """Per example, each word's probability of being in the target, as a search score term.
+
+    Attributes:
+        probabilities: One ``{word: P(word in target)}`` per example (lowercase ``\\w+``
+            words, as :func:`invert.metrics.token_f1` counts them); a word not listed has
+            probability 0.
+        lengths: Expected word count of each target (e.g. the mean of its seed texts').
+        weight: Weight of the expected F1 beside the cosine.
+    """
+
+    probabilities: list[dict[str, float]]
+    lengths: list[float]
+    weight: float = 0.3
+
+    def expected_f1(self, example: int, text: str) -> float:
+        """Token F1 of ``text`` in expectation over the prior: twice the expected matches
+        over the text's length plus the target's expected length (a ratio of expectations)."""
+        words = _words(text)
+        probs = self.probabilities[example]
+        matches = sum(probs.get(w, 0.0) for w in set(words))
+        return 2.0 * matches / (len(words) + self.lengths[example]) if words else 0.0
+
+    @classmethod
+    def from_bag_of_words(
+        cls,
+        model: BagOfWordsInverter,
+        embeddings: torch.Tensor,
+        seeds: Sequence[Sequence[str]],
+        weight: float,
+        top_k: int = 256,
+    ) -> WordPrior:
+        """The bag-of-words model's word probabilities (its ``top_k`` likeliest per target)
+        and, as expected lengths, the mean word count of each example's seed texts."""
+        with torch.no_grad():
+            probs = torch.sigmoid(model(embeddings.to(next(model.parameters()).device))).cpu()
+        top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        tables = [
+            {model.vocabulary[c]: float(p) for p, c in zip(row_p.tolist(), row_c.tolist(), strict=True)}
+            for row_p, row_c in zip(top.values, top.indices, strict=True)
+        ]
+        lengths = [
+            sum(len(_words(t)) for t in row) / max(1, len(row)) for row in seeds
+        ]
+        return cls(tables, lengths, weight)
 
 
 def _deletions(text: str) -> list[str]:
@@ -190,11 +250,20 @@ def _random_edit(
 
 
 def _keep_best(
-    pools: list[list[str]], scorer: CosineScorer, width: int, result: EditSearchResult
+    pools: list[list[str]],
+    scorer: CosineScorer,
+    width: int,
+    result: EditSearchResult,
+    word_prior: WordPrior | None = None,
 ) -> list[list[str]]:
     """Scores the round's new texts in one call and keeps each example's ``width`` best."""
     scorer.embed_new({t for pool in pools for t in pool})
-    beams = [sorted(pool, key=lambda t, i=i: -scorer.cosine(i, t))[:width] for i, pool in enumerate(pools)]
+
+    def score(i: int, text: str) -> float:
+        bonus = word_prior.weight * word_prior.expected_f1(i, text) if word_prior else 0.0
+        return scorer.cosine(i, text) + bonus
+
+    beams = [sorted(pool, key=lambda t, i=i: -score(i, t))[:width] for i, pool in enumerate(pools)]
     best = [b[0] for b in beams]
     result.texts_by_round.append(best)
     result.mean_cosine_by_round.append(
@@ -233,7 +302,10 @@ def guided_search(
             without it, the seeds' own words are the proposals.
         search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
             ``proposal_words``, ``bow_seed_words``, ``inverter_edits``, ``gradient_edits``,
-            ``gradient_insertions`` and ``seed`` (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0).
+            ``gradient_insertions``, ``seed``, ``word_prior_weight`` and ``early_stop_cosine``
+            (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0, 0, 0.99; None: never stop early). A positive ``word_prior_weight`` adds that times the
+            expected token F1 under the bag-of-words model's word probabilities to the score
+            that picks kept texts (:class:`WordPrior`).
         show_progress: Progress bar over rounds.
         inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
     """
@@ -270,10 +342,15 @@ def guided_search(
             embedder, embeddings, num_gradient, insertions=int(search.get("gradient_insertions", 1)),
             seed=int(search.get("seed", 0)),
         )  # fmt: skip
+    prior = None
+    if bag_of_words is not None and (weight := float(search.get("word_prior_weight", 0.0))) > 0:
+        prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, weight)
     return edit_search(
         embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient),
+        word_prior=prior,
         num_rounds=int(search.get("num_rounds", 6)),
         edits_per_round=int(search.get("edits_per_round", 16)),
         beam_width=int(search.get("beam_width", 1)),
+        early_stop_cosine=search.get("early_stop_cosine", 0.99),
         seed=int(search.get("seed", 0)), show_progress=show_progress,
     )  # fmt: skip

@@ -6,10 +6,11 @@ import pytest
 import torch
 from correction_helpers import CountingEmbedder, HashWordEmbedder
 
-from invert.edit_search import edit_search, guided_search
+from invert.edit_search import WordPrior, edit_search, guided_search
 from invert.errors import DimensionMismatchError, InvertError
 from invert.evaluation import evaluate_methods
 from invert.metrics import token_f1
+from invert.models.bag_of_words import BagOfWordsInverter
 
 TARGETS = [
     "the committee approved the harbour expansion in march",
@@ -111,3 +112,56 @@ def test_unknown_search_row_is_refused_with_the_known_ones():
     embedder = _embedder()
     with pytest.raises(InvertError, match="known: .*inverter_search"):
         evaluate_methods(None, embedder, TARGETS, embedder.encode(TARGETS), search={"rows": ["nope"]})
+
+
+def test_expected_f1_of_the_word_prior_is_the_ratio_of_expectations():
+    prior = WordPrior([{"harbour": 0.9, "the": 1.0, "port": 0.1}], lengths=[4.0], weight=1.0)
+    # Matches expected: the 1.0 + harbour 0.9 (a repeat counts once); 3 words + 4 expected.
+    assert prior.expected_f1(0, "The harbour, the") == pytest.approx(2 * 1.9 / 7)
+    assert prior.expected_f1(0, "unknown words only") == 0.0
+    assert prior.expected_f1(0, "   ") == 0.0
+
+
+class _SynonymEmbedder(HashWordEmbedder):
+    """Embeds "port" exactly as "harbour": the embedder cannot tell the two apart."""
+
+    def _word(self, word: str) -> torch.Tensor:
+        return super()._word("harbour" if word == "port" else word)
+
+
+def test_word_prior_breaks_the_embedders_ties_toward_likelier_words():
+    embedder = _SynonymEmbedder(dim=256)
+    target = "the committee approved the harbour expansion"
+    targets = embedder.encode([target])
+    seed = [[target.replace("harbour", "port")]]  # cosine 1.0 already
+    words = [["harbour", "port"]]
+    kwargs = dict(num_rounds=6, edits_per_round=16, early_stop_cosine=None, seed=0)
+    plain = edit_search(targets, embedder, seed, words, **kwargs)
+    assert plain.texts == seed[0]  # no edit beats a tie on cosine alone
+    prior = WordPrior([{"harbour": 0.9, "port": 0.05, "the": 0.9}], lengths=[6.0], weight=0.3)
+    guided = edit_search(targets, embedder, seed, words, word_prior=prior, **kwargs)
+    assert guided.texts == [target]
+    assert guided.cosines[0] == pytest.approx(1.0, abs=1e-5)  # reported cosines stay cosine
+    with pytest.raises(InvertError, match="word prior has 1 rows for 2 targets"):
+        edit_search(torch.cat([targets, targets]), embedder, seed * 2, words * 2, word_prior=prior)
+
+
+def test_guided_search_takes_its_word_prior_from_the_bag_of_words_model():
+    embedder = _SynonymEmbedder(dim=256)
+    # Trained where "harbour" is common and "port" absent, the model favours "harbour".
+    texts = ["the harbour opened", "the harbour expansion", "the committee approved", "a port"]
+    model = BagOfWordsInverter.build(texts[:3], embedder.dim, hidden_dim=32)
+    model.fit(texts[:3], embedder.encode(texts[:3]), epochs=200, batch_size=4)
+    target = "the committee approved the harbour expansion"
+    targets = embedder.encode([target])
+    prior = WordPrior.from_bag_of_words(model, targets, [[target, "a b"]], weight=0.5, top_k=3)
+    assert prior.weight == 0.5 and prior.lengths == [4.0]  # the seeds' mean word count
+    assert len(prior.probabilities[0]) == 3 and "port" not in prior.probabilities[0]
+    search = {"num_rounds": 20, "edits_per_round": 32, "nn_seeds": 0, "bow_seed_words": 0,
+              "early_stop_cosine": None}  # the hypothesis is already at cosine 1.0
+    hypothesis = [target.replace("harbour", "port")]
+    plain = guided_search(targets, embedder, hypothesis, None, model, search)
+    assert plain.texts == hypothesis
+    guided = guided_search(targets, embedder, hypothesis, None, model,
+                           {**search, "word_prior_weight": 0.5})  # fmt: skip
+    assert "port" not in guided.texts[0] and guided.cosines[0] == pytest.approx(1.0, abs=1e-5)
