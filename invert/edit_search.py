@@ -7,7 +7,7 @@ every one-word deletion plus ``edits_per_round`` random word edits (delete a wor
 with a proposal, insert a proposal, or splice the head of one kept/seed text onto the tail of
 another); the real embedder scores every new candidate in one batched call, and the
 ``beam_width`` texts closest in cosine are kept (the previous ones compete too, so the best
-cosine never falls).
+cosine never falls; with a word prior it is the prior-weighted score that never falls).
 
 Proposers add edits a random one rarely finds: the trained inverter's token fixes
 (:mod:`invert.inverter_edits`) and the embedder's own gradient, which ranks every one-word swap
@@ -303,9 +303,10 @@ def guided_search(
         search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
             ``proposal_words``, ``bow_seed_words``, ``inverter_edits``, ``gradient_edits``,
             ``gradient_insertions``, ``seed``, ``word_prior_weight`` and ``early_stop_cosine``
-            (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0, 0, 0.99; None: never stop early). A positive ``word_prior_weight`` adds that times the
-            expected token F1 under the bag-of-words model's word probabilities to the score
-            that picks kept texts (:class:`WordPrior`).
+            (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0, 0, 0.99; None: never stop early). A
+            positive ``word_prior_weight`` adds that times the expected token F1 under the
+            bag-of-words model's word probabilities to the score that picks kept texts
+            (:class:`WordPrior`).
         show_progress: Progress bar over rounds.
         inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
     """
