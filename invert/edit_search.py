@@ -209,16 +209,13 @@ class WordPrior:
     ) -> WordPrior:
         """The bag-of-words model's word probabilities (its ``top_k`` likeliest per target)
         and, as expected lengths, the mean word count of each example's seed texts."""
-        with torch.no_grad():
-            probs = torch.sigmoid(model(embeddings.to(next(model.parameters()).device))).cpu()
+        probs = model.probabilities(embeddings)
         top = probs.topk(min(top_k, probs.shape[1]), dim=1)
         tables = [
             {model.vocabulary[c]: float(p) for p, c in zip(row_p.tolist(), row_c.tolist(), strict=True)}
             for row_p, row_c in zip(top.values, top.indices, strict=True)
         ]
-        lengths = [
-            sum(len(_words(t)) for t in row) / max(1, len(row)) for row in seeds
-        ]
+        lengths = [sum(len(_words(t)) for t in row) / max(1, len(row)) for row in seeds]
         return cls(tables, lengths, weight)
 
 

@@ -114,12 +114,16 @@ class BagOfWordsInverter(nn.Module):
         return losses
 
     @torch.no_grad()
+    def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``[n, |V|]`` probability that each vocabulary word is in each embedded text."""
+        emb = check_embeddings(embeddings, self.embedding_dim, self._source())
+        return torch.sigmoid(self(emb.to(next(self.parameters()).device))).cpu()
+
     def predict_words(
         self, embeddings: torch.Tensor, threshold: float = 0.5, top_k: int | None = None
     ) -> list[list[str]]:
         """Predicted word sets: probability above ``threshold``, or the ``top_k`` most likely."""
-        emb = check_embeddings(embeddings, self.embedding_dim, self._source())
-        probs = torch.sigmoid(self(emb))
+        probs = self.probabilities(embeddings)
         if top_k is not None:
             cols = probs.topk(min(top_k, probs.shape[1]), dim=1).indices.tolist()
         else:
