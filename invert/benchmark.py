@@ -12,6 +12,7 @@ import torch
 
 from invert.data.splits import prepare_corpus
 from invert.embedders.sentence_transformer import SentenceTransformerEmbedder
+from invert.env import resolve_mixed_precision
 from invert.inverter_edits import InverterEditProposer
 from invert.models.loading import build_inverter
 from invert.training.inversion_data import pair_collator
@@ -37,7 +38,8 @@ def run_inverter_benchmark(
         batch_size: Training batch size.
         generate_n: Embeddings inverted (greedy) for the generation rate.
         tuning: Prefix-LM tuning regime (``lora``, ``full``, ``prefix``).
-        mixed_precision: ``bf16`` or ``no`` for the training steps.
+        mixed_precision: ``bf16`` or ``no`` for the training steps (``bf16`` runs in fp32
+            where it would be emulated: :func:`invert.env.resolve_mixed_precision`).
         results_glob: Where quick-start ``results.json`` files are; the newest is reported.
         search_n: Held-out embeddings inverted by the guided edit search, timed against the
             encoder-bound rate (every text it embedded, at ``embedding_texts_per_s``).
@@ -45,6 +47,7 @@ def run_inverter_benchmark(
     Returns:
         A JSON-ready dict of rates and the newest quick-start metrics (if any).
     """
+    mixed_precision = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
     embedder = SentenceTransformerEmbedder("minilm")
     inverter = build_inverter("prefix_lm", embedder.name, embedder.dim, tuning=tuning, max_text_tokens=32)
     splits = prepare_corpus(corpus, max_tokens=32, tokenizer=inverter.tokenizer)

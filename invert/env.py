@@ -79,3 +79,31 @@ def configure_wandb_dirs(run_dir: str | Path) -> None:
         path = run_dir / sub if sub else run_dir
         path.mkdir(parents=True, exist_ok=True)
         os.environ[var] = str(path)
+
+
+def native_bf16(device: str = "cpu") -> bool:
+    """True where bf16 matrix products run in hardware rather than emulated.
+
+    CPUs need AVX512-BF16 or AMX; on an AVX2-only CPU PyTorch emulates bf16 and one quick-start
+    LoRA training step took 105 s under bf16 autocast against 3.7 s in fp32 (measured here).
+    """
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_mixed_precision(requested: str, device: str = "cpu") -> str:
+    """``requested`` (``no`` or ``bf16``), except that ``bf16`` becomes ``no``, with a
+    warning, where :func:`native_bf16` says bf16 would be emulated (and far slower)."""
+    if requested == "bf16" and not native_bf16(device):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "bf16 requested but this %s has no bf16 hardware (AVX512-BF16/AMX); running in fp32, "
+            "which is ~28x faster here than emulated bf16", device
+        )
+        return "no"
+    return requested

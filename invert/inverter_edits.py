@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel
 
+from invert.env import resolve_mixed_precision
 from invert.errors import InvertError
 from invert.models.base import tokenize_targets
 
@@ -40,7 +41,8 @@ class InverterEditProposer:
             where it finds each likeliest (the ``num_edits`` best (word, place) pairs).
         token_edits: Propose the free-vocabulary token fixes (False: only place ``words``).
         mixed_precision: ``bf16`` runs the forward passes under bf16 autocast (fast on GPUs
-            and AMX CPUs; ranking edits tolerates the precision), ``no`` in full precision.
+            and AMX CPUs; ranking edits tolerates the precision; fp32 where bf16 would be
+            emulated), ``no`` in full precision.
     """
 
     def __init__(
@@ -68,7 +70,9 @@ class InverterEditProposer:
         self.max_tokens = 2 * int(inverter.config.max_text_tokens)
         if mixed_precision not in ("no", "bf16"):
             raise InvertError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
-        self.calls, self.token_edits, self.bf16 = 0, token_edits, mixed_precision == "bf16"
+        device = next(inverter.parameters()).device.type
+        self.bf16 = resolve_mixed_precision(mixed_precision, device) == "bf16"
+        self.calls, self.token_edits = 0, token_edits
         if not token_edits and words is None:
             raise InvertError("with token_edits=False the proposer needs words to place")
         if words is not None and len(words) != len(self.embeddings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -16,6 +17,7 @@ from helpers import (
     train_losses,
 )
 
+import invert.env
 from invert.errors import CheckpointError, InvertError
 
 # 20 texts, batches of 6 with grad accumulation 2: epochs end mid-step and on a short batch.
@@ -225,7 +227,13 @@ def fresh_accelerate_state():
     _reset_accelerate_state()
 
 
-def test_bf16_mixed_precision_trains_on_cpu(tmp_path, fresh_accelerate_state):
+@pytest.fixture
+def bf16_hardware(monkeypatch):
+    """Runs bf16 as asked even on a CPU that only emulates it (slow, fine for tiny models)."""
+    monkeypatch.setattr(invert.env, "native_bf16", lambda device="cpu": True)
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path, fresh_accelerate_state, bf16_hardware):
     model = tiny_inverter("prefix_lm")
     trainer = make_trainer(
         model, tmp_path, max_steps=40, lr=3e-3, warmup_steps=5, log_every=5, mixed_precision="bf16"
@@ -273,9 +281,24 @@ def test_stop_after_keeps_model_changed_but_unfinished(tmp_path):
     assert any(not torch.equal(before[n], p.detach().cpu()) for n, p in model.named_parameters())
 
 
-def test_second_trainer_in_process_may_change_precision(tmp_path, fresh_accelerate_state):
+def test_second_trainer_in_process_may_change_precision(tmp_path, fresh_accelerate_state, bf16_hardware):
     make_trainer(tiny_inverter("prefix_lm"), tmp_path / "fp32", max_steps=1).train()
     trainer = make_trainer(
         tiny_inverter("prefix_lm"), tmp_path / "bf16", max_steps=1, mixed_precision="bf16"
     )
     assert trainer.accelerator.mixed_precision == "bf16"
+
+
+def test_bf16_falls_back_to_fp32_where_only_emulated(tmp_path, fresh_accelerate_state, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not invert.env.native_bf16("cpu")
+    with caplog.at_level(logging.WARNING, logger="invert.env"):
+        trainer = make_trainer(tiny_inverter("prefix_lm"), tmp_path, max_steps=1, mixed_precision="bf16")
+    assert trainer.accelerator.mixed_precision == "no"
+    assert trainer.config.mixed_precision == "no"  # what ran is what is recorded
+    assert "no bf16 hardware" in caplog.text
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert invert.env.native_bf16("cpu")
+    assert invert.env.resolve_mixed_precision("bf16") == "bf16"
+    assert invert.env.resolve_mixed_precision("no") == "no"

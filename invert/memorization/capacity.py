@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from invert.env import resolve_mixed_precision
 from invert.errors import InvertError
 from invert.memorization.target_models import build_gpt, count_parameters
 from invert.memorization.token_scoring import sequence_nll_bits
@@ -202,6 +203,8 @@ def run_capacity_cell(
              "cooldown_fraction": 0.0, **dict(train or {})}  # fmt: skip
     # YAML 1.1 reads a bare `no` as False; accept that and "fp32" for full precision.
     mixed_precision = "no" if mixed_precision in (False, None, "fp32") else str(mixed_precision)
+    # Recorded as run: bf16 falls back to fp32 where the hardware would only emulate it.
+    mixed_precision = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(convergence, ConvergenceCriterion):
         convergence = ConvergenceCriterion(**dict(convergence or {}))
     size = {k: int(v) for k, v in model_size.items()}

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from invert.env import resolve_mixed_precision
 from invert.errors import CheckpointError, InvertError
 from invert.tracking import Tracker
 
@@ -50,7 +51,8 @@ class TrainerConfig:
             whichever ends first, ``max_steps`` or ``max_minutes``, so a run budgeted by wall
             time (a step count unknown in advance, e.g. on a new GPU) still ends fully decayed.
         max_grad_norm: Gradient clipping (0 disables).
-        mixed_precision: ``no`` or ``bf16`` (autocast; bf16 matmuls are fast on AMX CPUs too).
+        mixed_precision: ``no`` or ``bf16`` (autocast; bf16 matmuls are fast on AMX CPUs too;
+            where the hardware would only emulate bf16 the trainer runs in fp32 and warns).
         seed: Seeds init, data order and dropout.
         log_every: Steps between logged losses.
         eval_every: Steps between evaluations (0: only at the end).
@@ -156,6 +158,9 @@ class Trainer:
             raise InvertError("schedule_clock='time' needs max_minutes (the schedule's length)")
         if len(dataset) == 0:
             raise InvertError("the training set is empty; check the corpus and its filters")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        # Emulated bf16 (a CPU without AVX512-BF16/AMX) is ~28x slower than fp32: fall back.
+        config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision, device))
         self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
         _reset_precision_if_changed(config.mixed_precision)
         # cpu=True on CPU-only machines: without it, torchrun/accelerate launch workers each
@@ -163,7 +168,7 @@ class Trainer:
         self.accelerator = Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.grad_accum_steps,
-            cpu=not torch.cuda.is_available(),
+            cpu=device == "cpu",
         )
         set_seed(config.seed)
         self.output_dir = Path(config.output_dir)
