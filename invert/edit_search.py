@@ -27,6 +27,7 @@ score, so of two texts the embedder rates alike the one made of likelier words i
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,7 @@ def edit_search(
     show_progress: bool = False,
     proposer: Proposer | None = None,
     word_prior: WordPrior | None = None,
+    proposal_weights: Sequence[Sequence[float]] | None = None,
 ) -> EditSearchResult:
     """Word-edit hill climbing on the embedder's cosine, batched across examples.
 
@@ -118,6 +120,8 @@ def edit_search(
         word_prior: Adds ``weight x`` each text's expected token F1 under a per-example
             word prior to the score that picks the kept texts (None: cosine alone). Early
             stopping and the reported cosines stay pure cosine.
+        proposal_weights: Per example, one sampling weight per proposal word (e.g. its
+            bag-of-words probability); None: random edits draw proposals uniformly.
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -126,6 +130,8 @@ def edit_search(
     """
     targets = check_embeddings(embeddings, embedder.dim, f"the embedder {embedder.name!r}")
     n = len(targets)
+    if proposal_weights is not None and [len(w) for w in proposal_weights] != [len(w) for w in proposal_words]:
+        raise InvertError("proposal_weights needs one weight per proposal word, row by row")
     if len(seeds) != n or len(proposal_words) != n:
         raise InvertError(
             f"need one row of seeds and of proposal words per target: got {len(seeds)} and "
@@ -139,6 +145,8 @@ def edit_search(
     # An example without proposals edits with its seeds' own words.
     words = [list(p) or [w for t in pool for w in t.split()]
              for p, pool in zip(proposal_words, pools, strict=True)]  # fmt: skip
+    weights = [list(w) if p else None for w, p in zip(proposal_weights, proposal_words, strict=True)] \
+        if proposal_weights is not None else [None] * n  # fmt: skip
     rng = random.Random(seed)
     scorer = CosineScorer(targets, embedder)
     if word_prior is not None and len(word_prior.probabilities) != n:
@@ -163,7 +171,8 @@ def edit_search(
                 edit
                 for text in beams[i]
                 for edit in _deletions(text)
-                + [_random_edit(text, words[i], donors, max_words, rng) for _ in range(edits_per_round)]
+                + [_random_edit(text, words[i], donors, max_words, rng, weights[i])
+                   for _ in range(edits_per_round)]  # fmt: skip
             ]
             cands += proposed[i]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
@@ -184,18 +193,25 @@ class WordPrior:
             probability 0.
         lengths: Expected word count of each target (e.g. the mean of its seed texts').
         weight: Weight of the expected F1 beside the cosine.
+        repeats: Per word, P(the target holds it >= k times | it holds it) for k = 2, 3, ...
+            (token F1 counts repeats); a word not listed is counted once (None: every word).
     """
 
     probabilities: list[dict[str, float]]
     lengths: list[float]
     weight: float = 0.3
+    repeats: dict[str, list[float]] | None = None
 
     def expected_f1(self, example: int, text: str) -> float:
         """Token F1 of ``text`` in expectation over the prior: twice the expected matches
-        over the text's length plus the target's expected length (a ratio of expectations)."""
+        over the text's length plus the target's expected length (a ratio of expectations).
+        The c-th copy of a word matches with P(word) x P(>= c copies | present)."""
         words = _words(text)
-        probs = self.probabilities[example]
-        matches = sum(probs.get(w, 0.0) for w in set(words))
+        probs, repeats = self.probabilities[example], self.repeats or {}
+        matches = 0.0
+        for word, count in Counter(words).items():
+            if (p := probs.get(word, 0.0)) > 0:
+                matches += p * (1.0 + sum(repeats.get(word, [])[: count - 1]))
         return 2.0 * matches / (len(words) + self.lengths[example]) if words else 0.0
 
     @classmethod
@@ -207,8 +223,9 @@ class WordPrior:
         weight: float,
         top_k: int = 256,
     ) -> WordPrior:
-        """The bag-of-words model's word probabilities (its ``top_k`` likeliest per target)
-        and, as expected lengths, the mean word count of each example's seed texts."""
+        """The bag-of-words model's word probabilities (its ``top_k`` likeliest per target),
+        its training texts' repeat rates and, as expected lengths, the mean word count of
+        each example's seed texts."""
         probs = model.probabilities(embeddings)
         top = probs.topk(min(top_k, probs.shape[1]), dim=1)
         tables = [
@@ -216,7 +233,10 @@ class WordPrior:
             for row_p, row_c in zip(top.values, top.indices, strict=True)
         ]
         lengths = [sum(len(_words(t)) for t in row) / max(1, len(row)) for row in seeds]
-        return cls(tables, lengths, weight)
+        listed = {w for table in tables for w in table}
+        rates = model.repeat_rates.tolist()
+        repeats = {w: rates[model.index[w]] for w in listed if rates[model.index[w]][0] > 0}
+        return cls(tables, lengths, weight, repeats)
 
 
 def _deletions(text: str) -> list[str]:
@@ -228,17 +248,26 @@ def _deletions(text: str) -> list[str]:
 
 
 def _random_edit(
-    text: str, words: Sequence[str], donors: Sequence[str], max_words: int, rng: random.Random
+    text: str,
+    words: Sequence[str],
+    donors: Sequence[str],
+    max_words: int,
+    rng: random.Random,
+    weights: Sequence[float] | None = None,
 ) -> str:
-    """One random word-level edit of ``text``."""
+    """One random word-level edit of ``text`` (proposal words drawn by ``weights`` if given)."""
+
+    def pick() -> str:
+        return rng.choices(words, weights)[0] if weights else rng.choice(words)
+
     tokens = text.split()
     op = rng.random()
     if op < 0.25 and len(tokens) > 1:  # delete a word
         del tokens[rng.randrange(len(tokens))]
     elif op < 0.55 and words:  # replace a word
-        tokens[rng.randrange(len(tokens))] = rng.choice(words)
+        tokens[rng.randrange(len(tokens))] = pick()
     elif op < 0.85 and words and len(tokens) < max_words:  # insert a word
-        tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(words))
+        tokens.insert(rng.randrange(len(tokens) + 1), pick())
     else:  # splice: this text's head onto another kept or seed text's tail
         other = rng.choice(donors).split()
         cut, cut_other = rng.randrange(len(tokens) + 1), rng.randrange(len(other) + 1)
@@ -299,8 +328,10 @@ def guided_search(
             without it, the seeds' own words are the proposals.
         search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
             ``proposal_words``, ``bow_seed_words``, ``inverter_edits``, ``gradient_edits``,
-            ``gradient_insertions``, ``seed``, ``word_prior_weight`` and ``early_stop_cosine``
-            (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0, 0, 0.99; None: never stop early). A
+            ``gradient_insertions``, ``seed``, ``word_prior_weight``, ``early_stop_cosine``
+            and ``weighted_proposals`` (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0, 0, 0.99,
+            false; None: never stop early; true: random edits draw proposal words in
+            proportion to their bag-of-words probability rather than uniformly). A
             positive ``word_prior_weight`` adds that times the expected token F1 under the
             bag-of-words model's word probabilities to the score that picks kept texts
             (:class:`WordPrior`).
@@ -314,8 +345,16 @@ def guided_search(
         neighbours = baseline.invert(embeddings, k=k)
         for row, near in zip(seeds, neighbours, strict=True):
             row.extend([near] if isinstance(near, str) else near)
+    weights = None
     if bag_of_words is not None:
-        words = bag_of_words.predict_words(embeddings, top_k=int(search.get("proposal_words", 24)))
+        num_words = int(search.get("proposal_words", 24))
+        if search.get("weighted_proposals", False):
+            probs = bag_of_words.probabilities(embeddings)
+            top = probs.topk(min(num_words, probs.shape[1]), dim=1)
+            words = [[bag_of_words.vocabulary[c] for c in row] for row in top.indices.tolist()]
+            weights = top.values.tolist()
+        else:
+            words = bag_of_words.predict_words(embeddings, top_k=num_words)
         # The likeliest words as one more seed: an unordered guess that often starts closer
         # to the target than a weak inverter's sentence, and that the edits then order.
         if (top := int(search.get("bow_seed_words", 8))) > 0:
@@ -345,7 +384,7 @@ def guided_search(
         prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, weight)
     return edit_search(
         embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient),
-        word_prior=prior,
+        word_prior=prior, proposal_weights=weights,
         num_rounds=int(search.get("num_rounds", 6)),
         edits_per_round=int(search.get("edits_per_round", 16)),
         beam_width=int(search.get("beam_width", 1)),

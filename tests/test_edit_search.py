@@ -120,6 +120,10 @@ def test_expected_f1_of_the_word_prior_is_the_ratio_of_expectations():
     assert prior.expected_f1(0, "The harbour, the") == pytest.approx(2 * 1.9 / 7)
     assert prior.expected_f1(0, "unknown words only") == 0.0
     assert prior.expected_f1(0, "   ") == 0.0
+    # With repeat rates a second "the" matches with P(the) x P(>= 2 copies | present) = 0.6.
+    counted = WordPrior(prior.probabilities, [4.0], 1.0, repeats={"the": [0.6, 0.2, 0.0]})
+    assert counted.expected_f1(0, "The harbour, the") == pytest.approx(2 * 2.5 / 7)
+    assert counted.expected_f1(0, "the the the the the") == pytest.approx(2 * 1.8 / 9)
 
 
 class _SynonymEmbedder(HashWordEmbedder):
@@ -165,3 +169,23 @@ def test_guided_search_takes_its_word_prior_from_the_bag_of_words_model():
     guided = guided_search(targets, embedder, hypothesis, None, model,
                            {**search, "word_prior_weight": 0.5})  # fmt: skip
     assert "port" not in guided.texts[0] and guided.cosines[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_weighted_proposals_draw_only_words_with_weight():
+    embedder = _embedder()
+    # Weight on the distractors only: no random edit can bring in a target word.
+    weights = [[0.0] * 5 + [1.0] * 3, [0.0] * 5 + [1.0] * 3]
+    result = _run(embedder, num_rounds=4, proposal_weights=weights)
+    texts = {t for round_texts in result.texts_by_round for t in round_texts}
+    seen = {w for t in texts for w in t.split()}
+    seed_words = {w for row in SEEDS for t in row for w in t.split()}
+    allowed = seed_words | {w for row, ws in zip(PROPOSALS, weights, strict=True)
+                           for w, x in zip(row, ws, strict=True) if x > 0}  # fmt: skip
+    assert seen <= allowed, seen - allowed
+    # Weight on the target's words: the same search recovers more of them than uniform draws.
+    uniform = _run(embedder, num_rounds=4)
+    focused = _run(embedder, num_rounds=4, proposal_weights=[[1.0] * 5 + [0.0] * 3] * 2)
+    f1 = [sum(token_f1(p, t) for p, t in zip(r.texts, TARGETS, strict=True)) for r in (uniform, focused)]
+    assert f1[1] > f1[0], f1
+    with pytest.raises(InvertError, match="one weight per proposal word"):
+        _run(embedder, proposal_weights=[[1.0], [1.0]])

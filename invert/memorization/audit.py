@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from invert.env import resolve_mixed_precision
 from invert.errors import InvertError, unknown_name
 from invert.memorization import exposure as exp_
 from invert.memorization import extraction as ext
@@ -87,9 +88,10 @@ def _threads(n: int | None):
 
 
 def _precision(name: str) -> contextlib.AbstractContextManager:
-    if name == "bf16":
+    # As the trainer: fp32 where bf16 would only be emulated, so scoring matches training.
+    if name == "bf16" and resolve_mixed_precision(name) == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
-    if name in ("fp32", "no"):
+    if name in ("fp32", "no", "bf16"):
         return contextlib.nullcontext()
     raise unknown_name("eval precision", name, ["fp32", "bf16"])
 

@@ -19,6 +19,8 @@ from invert.embedders.base import check_embeddings
 from invert.errors import CheckpointError, InvertError
 from invert.metrics import _words
 
+REPEATS = 3  # repeat counts tracked per word: 2, 3 and 4 or more occurrences
+
 
 class BagOfWordsInverter(nn.Module):
     """Embedding → multi-label distribution over a word vocabulary.
@@ -48,6 +50,9 @@ class BagOfWordsInverter(nn.Module):
             nn.GELU(),
             nn.Linear(hidden_dim, len(self.vocabulary)),
         )
+        # P(a text holds a word >= k times | it holds it), k = 2..REPEATS+1, counted by fit():
+        # the model predicts presence only, while token F1 counts repeats ("the" ... "the").
+        self.register_buffer("repeat_rates", torch.zeros(len(self.vocabulary), REPEATS))
 
     @classmethod
     def build(
@@ -96,6 +101,7 @@ class BagOfWordsInverter(nn.Module):
         """
         emb = check_embeddings(embeddings, self.embedding_dim, self._source())
         labels = self.targets(texts)
+        self.repeat_rates.copy_(self._repeat_rates(texts))
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         self.train()
@@ -112,6 +118,15 @@ class BagOfWordsInverter(nn.Module):
             losses.append(total / len(emb))
         self.eval()
         return losses
+
+    def _repeat_rates(self, texts: Sequence[str]) -> torch.Tensor:
+        present, at_least = torch.zeros(len(self.vocabulary)), torch.zeros(len(self.vocabulary), REPEATS)
+        for text in texts:
+            for word, count in Counter(_words(text)).items():
+                if (col := self.index.get(word)) is not None:
+                    present[col] += 1
+                    at_least[col, : min(count - 1, REPEATS)] += 1
+        return at_least / present.clamp(min=1).unsqueeze(1)
 
     @torch.no_grad()
     def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -170,7 +185,10 @@ class BagOfWordsInverter(nn.Module):
                 int(meta["hidden_dim"]),
                 meta.get("embedder_name", ""),
             )
-            load_model(model, str(path))
+            # Files saved before repeat rates were counted load with rates of 0 (no repeats).
+            missing, unexpected = load_model(model, str(path), strict=False)
+            if unexpected or set(missing) - {"repeat_rates"}:
+                raise CheckpointError(f"missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         except Exception as err:  # missing keys, corrupt file, foreign file
             raise CheckpointError(f"{path} is not a bag-of-words checkpoint: {err}") from err
         return model.eval()
