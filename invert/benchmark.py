@@ -47,7 +47,7 @@ def run_inverter_benchmark(
     Returns:
         A JSON-ready dict of rates and the newest quick-start metrics (if any).
     """
-    mixed_precision = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
+    mixed_precision = resolve_mixed_precision(mixed_precision)
     embedder = SentenceTransformerEmbedder("minilm")
     inverter = build_inverter("prefix_lm", embedder.name, embedder.dim, tuning=tuning, max_text_tokens=32)
     splits = prepare_corpus(corpus, max_tokens=32, tokenizer=inverter.tokenizer)

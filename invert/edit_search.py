@@ -130,13 +130,13 @@ def edit_search(
     """
     targets = check_embeddings(embeddings, embedder.dim, f"the embedder {embedder.name!r}")
     n = len(targets)
-    if proposal_weights is not None and [len(w) for w in proposal_weights] != [len(w) for w in proposal_words]:
-        raise InvertError("proposal_weights needs one weight per proposal word, row by row")
     if len(seeds) != n or len(proposal_words) != n:
         raise InvertError(
             f"need one row of seeds and of proposal words per target: got {len(seeds)} and "
             f"{len(proposal_words)} rows for {n} targets"
         )
+    if proposal_weights is not None and [len(w) for w in proposal_weights] != [len(w) for w in proposal_words]:
+        raise InvertError("proposal_weights needs one weight per proposal word, row by row")
     if num_rounds < 0 or edits_per_round < 1 or beam_width < 1:
         raise InvertError("need num_rounds >= 0, edits_per_round >= 1 and beam_width >= 1")
     pools = [list(dict.fromkeys(t.strip() for t in row if t and t.strip())) for row in seeds]
@@ -226,12 +226,8 @@ class WordPrior:
         """The bag-of-words model's word probabilities (its ``top_k`` likeliest per target),
         its training texts' repeat rates and, as expected lengths, the mean word count of
         each example's seed texts."""
-        probs = model.probabilities(embeddings)
-        top = probs.topk(min(top_k, probs.shape[1]), dim=1)
-        tables = [
-            {model.vocabulary[c]: float(p) for p, c in zip(row_p.tolist(), row_c.tolist(), strict=True)}
-            for row_p, row_c in zip(top.values, top.indices, strict=True)
-        ]
+        words, probs = model.top_words(embeddings, top_k)
+        tables = [dict(zip(w, p, strict=True)) for w, p in zip(words, probs, strict=True)]
         lengths = [sum(len(_words(t)) for t in row) / max(1, len(row)) for row in seeds]
         listed = {w for table in tables for w in table}
         rates = model.repeat_rates.tolist()
@@ -349,10 +345,7 @@ def guided_search(
     if bag_of_words is not None:
         num_words = int(search.get("proposal_words", 24))
         if search.get("weighted_proposals", False):
-            probs = bag_of_words.probabilities(embeddings)
-            top = probs.topk(min(num_words, probs.shape[1]), dim=1)
-            words = [[bag_of_words.vocabulary[c] for c in row] for row in top.indices.tolist()]
-            weights = top.values.tolist()
+            words, weights = bag_of_words.top_words(embeddings, num_words)
         else:
             words = bag_of_words.predict_words(embeddings, top_k=num_words)
         # The likeliest words as one more seed: an unordered guess that often starts closer

@@ -95,9 +95,11 @@ def native_bf16(device: str = "cpu") -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def resolve_mixed_precision(requested: str, device: str = "cpu") -> str:
+def resolve_mixed_precision(requested: str, device: str | None = None) -> str:
     """``requested`` (``no`` or ``bf16``), except that ``bf16`` becomes ``no``, with a
-    warning, where :func:`native_bf16` says bf16 would be emulated (and far slower)."""
+    warning, where :func:`native_bf16` says bf16 would be emulated (and far slower) on
+    ``device`` (default: :func:`default_device`)."""
+    device = default_device(device)
     if requested == "bf16" and not native_bf16(device):
         import logging
 

@@ -204,7 +204,7 @@ def run_capacity_cell(
     # YAML 1.1 reads a bare `no` as False; accept that and "fp32" for full precision.
     mixed_precision = "no" if mixed_precision in (False, None, "fp32") else str(mixed_precision)
     # Recorded as run: bf16 falls back to fp32 where the hardware would only emulate it.
-    mixed_precision = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
+    mixed_precision = resolve_mixed_precision(mixed_precision)
     if not isinstance(convergence, ConvergenceCriterion):
         convergence = ConvergenceCriterion(**dict(convergence or {}))
     size = {k: int(v) for k, v in model_size.items()}

@@ -134,15 +134,21 @@ class BagOfWordsInverter(nn.Module):
         emb = check_embeddings(embeddings, self.embedding_dim, self._source())
         return torch.sigmoid(self(emb.to(next(self.parameters()).device))).cpu()
 
+    def top_words(self, embeddings: torch.Tensor, top_k: int) -> tuple[list[list[str]], list[list[float]]]:
+        """Each embedding's ``top_k`` likeliest words, likeliest first, with their probabilities."""
+        probs = self.probabilities(embeddings)
+        top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        words = [[self.vocabulary[c] for c in row] for row in top.indices.tolist()]
+        return words, top.values.tolist()
+
     def predict_words(
         self, embeddings: torch.Tensor, threshold: float = 0.5, top_k: int | None = None
     ) -> list[list[str]]:
         """Predicted word sets: probability above ``threshold``, or the ``top_k`` most likely."""
-        probs = self.probabilities(embeddings)
         if top_k is not None:
-            cols = probs.topk(min(top_k, probs.shape[1]), dim=1).indices.tolist()
-        else:
-            cols = [(row > threshold).nonzero().flatten().tolist() for row in probs]
+            return self.top_words(embeddings, top_k)[0]
+        probs = self.probabilities(embeddings)
+        cols = [(row > threshold).nonzero().flatten().tolist() for row in probs]
         return [[self.vocabulary[c] for c in row] for row in cols]
 
     def generate_texts(

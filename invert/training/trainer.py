@@ -158,9 +158,8 @@ class Trainer:
             raise InvertError("schedule_clock='time' needs max_minutes (the schedule's length)")
         if len(dataset) == 0:
             raise InvertError("the training set is empty; check the corpus and its filters")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
         # Emulated bf16 (a CPU without AVX512-BF16/AMX) is ~28x slower than fp32: fall back.
-        config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision, device))
+        config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision))
         self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
         _reset_precision_if_changed(config.mixed_precision)
         # cpu=True on CPU-only machines: without it, torchrun/accelerate launch workers each
@@ -168,7 +167,7 @@ class Trainer:
         self.accelerator = Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.grad_accum_steps,
-            cpu=device == "cpu",
+            cpu=not torch.cuda.is_available(),
         )
         set_seed(config.seed)
         self.output_dir = Path(config.output_dir)
