@@ -7,7 +7,7 @@ import argparse
 import json
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.benchmark import run_inverter_benchmark
+from invert.inversion.benchmark import run_inverter_benchmark
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.data.corpora import synthetic_pii_records
+from invert.data.synthetic_pii import synthetic_pii_records
 from invert.embedders import build_embedder
 from invert.stores.base import require_package
 

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.correction_run import run_correction_experiment
+from invert.inversion.runs.correct import run_correction_experiment
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="correct")

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.inversion_run import evaluate_saved_inverter
+from invert.inversion.runs.train import evaluate_saved_inverter
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

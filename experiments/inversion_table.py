@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.inversion_table import run_inversion_table
+from invert.inversion.runs.table import run_inversion_table
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="inversion_table")

@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.memorization.inverter_membership import run_inverter_membership
+from invert.privacy.inverter_membership import run_inverter_membership
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="inverter_membership")

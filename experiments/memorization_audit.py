@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.memorization.audit import run_memorization_audit
+from invert.memorization.runs.finetune_audit import run_memorization_audit
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="memorization_audit")

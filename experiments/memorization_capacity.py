@@ -19,7 +19,7 @@ from invert.env import configure_offline_defaults
 
 configure_offline_defaults()
 
-from invert.memorization.capacity_grid import run_capacity_experiment  # noqa: E402
+from invert.memorization.runs.capacity import run_capacity_experiment  # noqa: E402
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="memorization_capacity")

@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.audit import run_privacy_audit
+from invert.privacy import run_privacy_audit
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="privacy_audit")

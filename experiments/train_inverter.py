@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import invert  # noqa: F401  (sets offline hub defaults before anything loads)
-from invert.inversion_run import run_inversion_experiment
+from invert.inversion.runs.train import run_inversion_experiment
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

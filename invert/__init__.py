@@ -9,8 +9,8 @@ from invert.env import configure_offline_defaults
 configure_offline_defaults()
 
 from invert.api import invert_embeddings, invert_strings  # noqa: E402
-from invert.edit_search import edit_search  # noqa: E402
 from invert.embedders import Embedder, build_embedder  # noqa: E402
+from invert.inversion.search.edit_search import edit_search  # noqa: E402
 from invert.models import NearestNeighbourInverter, build_inverter, load_inverter  # noqa: E402
 
 __all__ = [

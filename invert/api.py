@@ -9,7 +9,7 @@ from transformers import PreTrainedModel
 
 from invert.embedders.base import Embedder, check_texts
 from invert.errors import InvertError
-from invert.metrics import cosine_similarity_rows
+from invert.inversion.metrics import cosine_similarity_rows
 
 
 def invert_embeddings(
@@ -44,7 +44,7 @@ def invert_embeddings(
         show_progress: Progress bar over batches (over correction steps with a corrector).
         corrector: A trained corrector (:func:`invert.models.loading.load_corrector`): the
             inverter's hypotheses are then corrected for ``num_steps`` steps, re-embedding
-            every candidate (see :func:`invert.correction.correct`); needs ``embedder``.
+            every candidate (see :func:`invert.inversion.correction.correct`); needs ``embedder``.
         num_steps: Correction steps (with ``corrector``).
         sequence_beam_width: Texts kept per example between correction steps.
 
@@ -55,7 +55,7 @@ def invert_embeddings(
     if corrector is not None:
         if embedder is None:
             raise InvertError("correction re-embeds every candidate: pass embedder=...")
-        from invert.correction import correct
+        from invert.inversion.correction import correct
 
         return correct(
             embeddings, inverter, corrector, embedder, num_steps=num_steps,

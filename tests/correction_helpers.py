@@ -8,7 +8,7 @@ import torch
 from helpers import EMBED_DIM, EMBEDDER_NAME
 
 from invert.embedders.base import Embedder
-from invert.metrics import _words
+from invert.inversion.metrics import _words
 
 
 class HashWordEmbedder(Embedder):

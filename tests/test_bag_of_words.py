@@ -8,7 +8,7 @@ from correction_helpers import HashWordEmbedder
 from helpers import EMBED_DIM, TEXTS
 
 from invert.errors import CheckpointError, DimensionMismatchError
-from invert.metrics import token_f1
+from invert.inversion.metrics import token_f1
 from invert.models.bag_of_words import BagOfWordsInverter
 
 

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from invert.data.corpora import synthetic_pii_records
+from invert.data.synthetic_pii import synthetic_pii_records
 from invert.stores import open_store
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "build_pii_store.py"

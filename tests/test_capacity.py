@@ -21,7 +21,7 @@ from invert.memorization.capacity import (
     sequence_entropy_bits,
     with_bos,
 )
-from invert.memorization.capacity_grid import run_capacity_experiment
+from invert.memorization.runs.capacity import run_capacity_experiment
 from invert.memorization.target_models import build_gpt, count_parameters, load_pretrained_target
 from invert.memorization.token_scoring import sequence_nll_bits, token_logprobs
 

@@ -19,8 +19,8 @@ from helpers import (
 )
 
 from invert.api import invert_embeddings
-from invert.correction import correct
-from invert.correction_data import (
+from invert.inversion.correction import correct
+from invert.inversion.correction_data import (
     CorrectionDataset,
     correction_collator,
     corrector_round,

@@ -10,8 +10,8 @@ from helpers import TINY_LLAMA, tokenizer_path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from invert.correction_run import run_correction_experiment
 from invert.embedders import build_embedder
+from invert.inversion.runs.correct import run_correction_experiment
 from invert.models.loading import build_inverter, load_corrector
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -6,19 +6,19 @@ import pytest
 import torch
 from audit_helpers import HashEmbedder
 
-from invert.audit.pii import pii_recovery
-from invert.audit.retrieval import bbc_headline_task, retrieval_scores
-from invert.data.corpora import synthetic_pii_records
-from invert.defenses import (
-    AlignmentAttack,
+from invert.data.synthetic_pii import synthetic_pii_records
+from invert.errors import InvertError
+from invert.inversion.metrics import cosine_similarity_rows
+from invert.models import NearestNeighbourInverter
+from invert.privacy.alignment_attack import AlignmentAttack
+from invert.privacy.defenses import (
     NoisyEmbedder,
     OrthogonalEmbedder,
     QuantizedEmbedder,
     build_defense,
 )
-from invert.errors import InvertError
-from invert.metrics import cosine_similarity_rows
-from invert.models import NearestNeighbourInverter
+from invert.privacy.pii import pii_recovery
+from invert.privacy.retrieval import bbc_headline_task, retrieval_scores
 
 
 @pytest.fixture(scope="module")

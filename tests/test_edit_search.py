@@ -6,10 +6,10 @@ import pytest
 import torch
 from correction_helpers import CountingEmbedder, HashWordEmbedder
 
-from invert.edit_search import WordPrior, edit_search, guided_search
 from invert.errors import DimensionMismatchError, InvertError
-from invert.evaluation import evaluate_methods
-from invert.metrics import token_f1
+from invert.inversion.evaluation import evaluate_methods
+from invert.inversion.metrics import token_f1
+from invert.inversion.search.edit_search import WordPrior, edit_search, guided_search
 from invert.models.bag_of_words import BagOfWordsInverter
 
 TARGETS = [

@@ -6,11 +6,11 @@ import pytest
 import torch
 from correction_helpers import HashWordEmbedder
 
-from invert.edit_search import combine_proposers, edit_search
-from invert.embedder_edits import EmbedderGradientProposer, _whole_word_tokens
 from invert.embedders import HFPoolingEmbedder, SentenceTransformerEmbedder
 from invert.embedders.sentence_transformer import packaged_minilm_path
 from invert.errors import DimensionMismatchError, InvertError
+from invert.inversion.search.edit_search import combine_proposers, edit_search
+from invert.inversion.search.embedder_edits import EmbedderGradientProposer, _whole_word_tokens
 
 TARGETS = [
     "the committee approved the harbour expansion in march",

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from test_tracking import _offline_summary, _wandb_records
 
 from invert.errors import UnknownNameError
-from invert.inversion_run import evaluate_saved_inverter, run_inversion_experiment
+from invert.inversion.runs.train import evaluate_saved_inverter, run_inversion_experiment
 from invert.models.loading import load_inverter
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

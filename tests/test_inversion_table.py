@@ -13,7 +13,7 @@ from helpers import TEXTS, TINY_LLAMA, make_trainer, tiny_inverter, tokenizer_pa
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from invert.errors import DimensionMismatchError
-from invert.inversion_table import COLUMNS, encoder_rate, run_inversion_table
+from invert.inversion.runs.table import COLUMNS, encoder_rate, run_inversion_table
 from invert.models.loading import build_corrector
 from invert.models.pretrained_lm import load_tokenizer
 

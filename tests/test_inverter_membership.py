@@ -11,12 +11,12 @@ from correction_helpers import HashWordEmbedder
 from helpers import TEXTS, make_trainer, tiny_inverter
 
 from invert.errors import EmptyInputError
-from invert.memorization.inverter_membership import (
+from invert.models.base import tokenize_targets
+from invert.privacy.inverter_membership import (
     conditional_nll,
     inverter_membership,
     run_inverter_membership,
 )
-from invert.models.base import tokenize_targets
 from invert.training import Trainer, TrainerConfig
 from invert.training.trainer import seen_example_indices
 

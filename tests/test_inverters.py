@@ -20,7 +20,6 @@ from helpers import (
     train_losses,
 )
 
-from invert.edit_search import edit_search
 from invert.errors import (
     CheckpointError,
     DimensionMismatchError,
@@ -28,7 +27,8 @@ from invert.errors import (
     InvertError,
     UnknownNameError,
 )
-from invert.inverter_edits import InverterEditProposer
+from invert.inversion.search.edit_search import edit_search
+from invert.inversion.search.inverter_edits import InverterEditProposer
 from invert.models import NearestNeighbourInverter, build_inverter, load_inverter
 from invert.training.inversion_data import pair_collator
 

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from invert.data.corpora import synthetic_pii_records
+from invert.data.synthetic_pii import synthetic_pii_records
 from invert.errors import EmptyInputError, InvertError, UnknownNameError
 from invert.memorization.membership import (
     ATTACKS,

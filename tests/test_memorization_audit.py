@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from invert.errors import InvertError, UnknownNameError
-from invert.memorization.audit import flatten, run_memorization_audit
 from invert.memorization.private_corpus import build_private_corpus
+from invert.memorization.runs.finetune_audit import flatten, run_memorization_audit
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Smaller than audit_tiny itself: this checks the plumbing; the probes' own tests check values.

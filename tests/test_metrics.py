@@ -9,7 +9,7 @@ import torch
 
 from invert.embedders.base import Embedder
 from invert.errors import EmptyInputError, InvalidEmbeddingError, InvertError
-from invert.metrics import (
+from invert.inversion.metrics import (
     LengthMismatchError,
     corpus_bleu,
     cosine_similarity_rows,

@@ -13,9 +13,9 @@ import pytest
 from audit_helpers import HashEmbedder, build_chroma_store, tiny_trained_inverter
 from PIL import Image
 
-from invert.audit import run_privacy_audit
-from invert.data.corpora import synthetic_pii_records
+from invert.data.synthetic_pii import synthetic_pii_records
 from invert.errors import DimensionMismatchError
+from invert.privacy import run_privacy_audit
 
 N_RECORDS, SEED = 40, 3
 
@@ -227,7 +227,7 @@ def test_search_in_the_loop_only_raises_the_cosine_to_the_store(setup, tmp_path)
 
 
 def test_summary_names_the_noise_that_keeps_retrieval():
-    from invert.audit.run import _noise_sweet_spot
+    from invert.privacy.store_audit import _noise_sweet_spot
 
     def row(defense, level, bleu, recall, full):
         pii = {"full_name": {"rate": full}}

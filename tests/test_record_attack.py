@@ -8,12 +8,12 @@ import json
 import pytest
 from audit_helpers import HashEmbedder, build_chroma_store
 
-from invert.audit import run_privacy_audit
-from invert.audit.pii import pii_recovery
-from invert.audit.record_attack import RecordAttack, derive_template, load_records, render
-from invert.data.corpora import synthetic_pii_records
-from invert.defenses import NoisyEmbedder
+from invert.data.synthetic_pii import synthetic_pii_records
 from invert.errors import DimensionMismatchError, EmptyInputError, InvertError, UnknownNameError
+from invert.privacy import run_privacy_audit
+from invert.privacy.defenses import NoisyEmbedder
+from invert.privacy.pii import pii_recovery
+from invert.privacy.record_attack import RecordAttack, derive_template, load_records, render
 
 FIELDS = ["first_name", "last_name", "date", "city", "address", "phone"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from invert.errors import EmptyInputError, UnknownNameError
-from invert.plots import plot_learning_curve, plot_metric_bars
-from invert.tracking import Tracker, WandbTracker, build_tracker, save_json
+from invert.reporting.plots import plot_learning_curve, plot_metric_bars
+from invert.reporting.tracking import Tracker, WandbTracker, build_tracker, save_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _WANDB_VARS = ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR")
@@ -159,7 +159,7 @@ def test_null_and_non_main_trackers_touch_nothing(tmp_path: Path) -> None:
     # A fresh interpreter, so "wandb not imported" is not masked by other tests.
     code = f"""
 import os, sys
-from invert.tracking import Tracker, WandbTracker, build_tracker
+from invert.reporting.tracking import Tracker, WandbTracker, build_tracker
 run = {str(tmp_path / "run")!r}
 trackers = [
     build_tracker("none", run, {{}}),

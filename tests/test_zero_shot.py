@@ -9,8 +9,8 @@ from helpers import TEXTS, TINY_LLAMA, tokenizer_path
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from invert.errors import DimensionMismatchError
+from invert.inversion.search.zero_shot import zero_shot_invert
 from invert.models.pretrained_lm import load_tokenizer
-from invert.zero_shot import zero_shot_invert
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from invert.data.corpora import (
     list_corpora,
     load_raw_corpus,
     register_corpus,
-    synthetic_pii_records,
 )
 from invert.data.pairs import EmbeddedSplit, embed_split, embed_texts_cached
 from invert.data.splits import assign_split, clean_texts, prepare_corpus, truncate_texts
+from invert.data.synthetic_pii import synthetic_pii_records
 
 __all__ = [
     "DEFAULT_CORPUS",

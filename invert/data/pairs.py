@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import torch
 
+from invert.data.atomic import atomic_write, atomic_write_text
 from invert.embedders.base import Embedder, check_texts
 from invert.env import cache_dir
 
@@ -201,17 +200,6 @@ def _write(
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
     metadata = {"key": json.dumps(full_key, sort_keys=True)}
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     sidecar = json.dumps({"key": full_key, "texts": texts}, ensure_ascii=False)
-    _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(sidecar, encoding="utf-8"))
-
-
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path.with_suffix(".json"), sidecar)

@@ -52,7 +52,7 @@ class Embedder(ABC):
     def differentiable_encoder(self) -> DifferentiableEncoder | None:
         """The embedder's forward pass from token vectors, or None where there is none.
 
-        Gradient-guided edits (:class:`invert.embedder_edits.EmbedderGradientProposer`) need
+        Gradient-guided edits (:class:`invert.inversion.search.embedder_edits.EmbedderGradientProposer`) need
         it; precomputed vectors and hashed test embedders have none.
         """
         return None

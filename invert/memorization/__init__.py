@@ -11,8 +11,8 @@ from invert.memorization.capacity import (
     run_capacity_cell,
     sequence_entropy_bits,
 )
-from invert.memorization.capacity_grid import run_capacity_experiment, summarize_cells
 from invert.memorization.capacity_plots import plot_capacity_vs_params, plot_memorized_vs_n
+from invert.memorization.runs.capacity import run_capacity_experiment, summarize_cells
 from invert.memorization.target_models import (
     TargetModel,
     build_gpt,
@@ -23,7 +23,6 @@ from invert.memorization.token_scoring import sequence_nll_bits, token_logprobs
 
 # isort: split
 # Exposure, extraction, membership inference, unintended bits and the audit.
-from invert.memorization.audit import evaluate_model, run_memorization_audit
 from invert.memorization.exposure import (
     exact_exposure,
     exposure_by_repetition,
@@ -36,7 +35,6 @@ from invert.memorization.extraction import (
     extraction_rates,
     greedy_continuations,
 )
-from invert.memorization.inverter_membership import inverter_membership
 from invert.memorization.membership import (
     ATTACKS,
     bootstrap_auc_ci,
@@ -52,6 +50,7 @@ from invert.memorization.private_corpus import (
     PrivateCorpus,
     build_private_corpus,
 )
+from invert.memorization.runs.finetune_audit import evaluate_model, run_memorization_audit
 from invert.memorization.unintended import (
     summarize_unintended,
     unintended_bits,

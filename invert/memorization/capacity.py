@@ -37,7 +37,7 @@ from invert.env import resolve_mixed_precision
 from invert.errors import InvertError
 from invert.memorization.target_models import build_gpt, count_parameters
 from invert.memorization.token_scoring import sequence_nll_bits
-from invert.tracking import Tracker
+from invert.reporting.tracking import Tracker
 from invert.training.trainer import Trainer, TrainerConfig
 
 
@@ -139,7 +139,7 @@ class ConvergenceCriterion:
         return abs(newer - older) <= self.rel_tol * max(abs(newer), 1e-9)
 
 
-class _CellTracker(Tracker):
+class CellTracker(Tracker):
     """Forwards a cell's Trainer metrics under a prefix; steps restart per cell, so the step
     goes in as a metric (W&B drops logs whose step goes backwards)."""
 
@@ -235,7 +235,7 @@ def run_capacity_cell(
         eval_every=0,  # the Trainer scores once at the end of every chunk
     )
     prefix = f"cell/{name}/N{n_sequences}"
-    cell_tracker = _CellTracker(tracker, prefix) if tracker is not None else None
+    cell_tracker = CellTracker(tracker, prefix) if tracker is not None else None
     trainer = Trainer(model, TokenRows(rows), lm_collate, config, cell_tracker, eval_fn=score)
     max_steps, max_minutes = int(train["max_steps"]), train["max_minutes"]
     start, cpu_start, stop_reason = time.perf_counter(), time.process_time(), "max_steps"

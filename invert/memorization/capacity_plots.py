@@ -4,7 +4,7 @@
   (everything below it is memorizable; a flat stretch under it is the model's capacity);
 * capacity vs parameter count with the fitted bits-per-parameter line.
 
-Drawn on matplotlib's Agg canvas (no pyplot) and written by :func:`invert.plots.save_figure`.
+Drawn on matplotlib's Agg canvas (no pyplot) and written by :func:`invert.reporting.plots.save_figure`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from invert.errors import EmptyInputError
-from invert.plots import save_figure
+from invert.reporting.plots import save_figure
 
 PAPER_BITS_PER_PARAMETER = 3.6  # arXiv:2505.24832, GPT-2 models trained in fp32
 

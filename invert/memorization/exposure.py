@@ -32,7 +32,7 @@ from invert.memorization.private_corpus import (
     tokenize,
 )
 from invert.memorization.token_scoring import sequence_nll_bits
-from invert.plots import save_figure
+from invert.reporting.plots import save_figure
 
 METHODS = ("auto", "exact", "skewnorm")
 LN2 = math.log(2.0)

@@ -20,7 +20,7 @@ import torch
 
 from invert.errors import EmptyInputError, InvertError
 from invert.memorization.private_corpus import Canary, tokenize
-from invert.plots import save_figure
+from invert.reporting.plots import save_figure
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ from scipy.stats import rankdata
 
 from invert.errors import EmptyInputError, InvertError, unknown_name
 from invert.memorization.private_corpus import pad_batch, tokenize
-from invert.plots import save_figure
+from invert.reporting.plots import save_figure
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from invert.data.corpora import load_raw_corpus, synthetic_pii_records
+from invert.data.corpora import load_raw_corpus
+from invert.data.synthetic_pii import synthetic_pii_records
 from invert.errors import EmptyInputError, InvertError, unknown_name
 
 DEFAULT_TEMPLATE = "The account PIN of {first_name} {last_name} is {secret}."

@@ -23,7 +23,7 @@ import torch
 
 from invert.errors import EmptyInputError, InvertError
 from invert.memorization.exposure import sequence_bits
-from invert.plots import save_figure
+from invert.reporting.plots import save_figure
 
 
 def unintended_bits(target_bits: np.ndarray, reference_bits: np.ndarray) -> np.ndarray:

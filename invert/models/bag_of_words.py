@@ -3,7 +3,7 @@
 An MLP maps an embedding to one independent probability per vocabulary word (multi-label,
 trained with binary cross-entropy); the predicted word set, joined by spaces, is the "text".
 It recovers which words were there, never their order, so only token F1 is meaningful for it
-(:func:`invert.metrics.token_f1` counts the same lowercase ``\\w+`` words it predicts).
+(:func:`invert.inversion.metrics.token_f1` counts the same lowercase ``\\w+`` words it predicts).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from invert.data.text import word_tokens
 from invert.embedders.base import check_embeddings
 from invert.errors import CheckpointError, InvertError
-from invert.metrics import _words
 
 REPEATS = 3  # repeat counts tracked per word: 2, 3 and 4 or more occurrences
 
@@ -65,7 +65,7 @@ class BagOfWordsInverter(nn.Module):
         seed: int = 0,
     ) -> BagOfWordsInverter:
         """An untrained model whose vocabulary is the ``max_vocabulary`` commonest words."""
-        counts = Counter(w for t in texts for w in set(_words(t)))
+        counts = Counter(w for t in texts for w in set(word_tokens(t)))
         vocabulary = [
             w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:max_vocabulary]
         ]
@@ -76,7 +76,7 @@ class BagOfWordsInverter(nn.Module):
         """Multi-hot ``[n, |V|]`` word sets (out-of-vocabulary words are dropped)."""
         out = torch.zeros(len(texts), len(self.vocabulary))
         for row, text in enumerate(texts):
-            cols = [self.index[w] for w in set(_words(text)) if w in self.index]
+            cols = [self.index[w] for w in set(word_tokens(text)) if w in self.index]
             out[row, cols] = 1.0
         return out
 
@@ -122,7 +122,7 @@ class BagOfWordsInverter(nn.Module):
     def _repeat_rates(self, texts: Sequence[str]) -> torch.Tensor:
         present, at_least = torch.zeros(len(self.vocabulary)), torch.zeros(len(self.vocabulary), REPEATS)
         for text in texts:
-            for word, count in Counter(_words(text)).items():
+            for word, count in Counter(word_tokens(text)).items():
                 if (col := self.index.get(word)) is not None:
                     present[col] += 1
                     at_least[col, : min(count - 1, REPEATS)] += 1

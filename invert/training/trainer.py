@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from invert.env import resolve_mixed_precision
 from invert.errors import CheckpointError, InvertError
-from invert.tracking import Tracker
+from invert.reporting.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from invert.embedders.base import Embedder
 from invert.errors import EmptyInputError
+from invert.inversion.metrics import cosine_similarity_rows, token_f1
 from invert.memorization.membership import evaluate_attack, zlib_bytes
-from invert.metrics import cosine_similarity_rows, token_f1
 from invert.models.base import tokenize_targets
 
 INVERTER_ATTACKS = ("loss", "zlib", "reconstruction_f1", "reconstruction_cosine")
@@ -191,10 +191,10 @@ def run_inverter_membership(cfg: dict[str, Any]) -> dict[str, Any]:
 
     from invert.data.pairs import embed_split
     from invert.data.splits import prepare_corpus
-    from invert.inversion_run import _tracker
+    from invert.inversion.runs.train import _tracker
     from invert.memorization.membership import attack_summary, plot_roc
     from invert.models.loading import load_inverter
-    from invert.tracking import save_json
+    from invert.reporting.tracking import save_json
     from invert.training.trainer import seen_example_indices
 
     run_dir = Path(cfg["paths"]["output_dir"])

@@ -13,7 +13,7 @@ import torch
 from invert.data.splits import prepare_corpus
 from invert.embedders.sentence_transformer import SentenceTransformerEmbedder
 from invert.env import resolve_mixed_precision
-from invert.inverter_edits import InverterEditProposer
+from invert.inversion.search.inverter_edits import InverterEditProposer
 from invert.models.loading import build_inverter
 from invert.training.inversion_data import pair_collator
 
@@ -122,7 +122,7 @@ def _guided_search_rate(held: list[str], embedder: Any, train_texts: list[str],
                         train_embeddings: torch.Tensor, embed_rate: float,
                         search: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Times :func:`guided_search` (retrieval seeds, 6 rounds) against the encoder alone."""
-    from invert.edit_search import guided_search
+    from invert.inversion.search.edit_search import guided_search
     from invert.models.nearest_neighbour import NearestNeighbourInverter
 
     n = len(held)

@@ -1,4 +1,4 @@
-"""Embedding defenses as :class:`Embedder` wrappers, and the few-shot alignment attack.
+"""Embedding defenses as :class:`Embedder` wrappers.
 
 Each defense wraps the embedder that fills a vector store and transforms its output vectors;
 ``transform`` applies the same defense to vectors already in a store. Defenses studied:
@@ -10,17 +10,16 @@ Each defense wraps the embedder that fills a vector store and transforms its out
 - A secret random orthogonal transform ``v @ Q`` (Q from the QR of a seeded Gaussian matrix):
   cosines and dot products are unchanged, so retrieval is too, but a naive inverter sees a
   rotated space. ALGEN (Chen et al. 2025, arXiv:2502.11308) shows a linear map fitted on a
-  few leaked (text, vector) pairs undoes such transforms; :class:`AlignmentAttack` is that.
+  few leaked (text, vector) pairs undoes such transforms; see
+  :mod:`invert.privacy.alignment_attack`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
-from invert.embedders.base import Embedder, check_embeddings, check_texts
-from invert.errors import DimensionMismatchError, InvertError
+from invert.embedders.base import Embedder, check_embeddings
+from invert.errors import InvertError
 
 QUANTIZATIONS = ("int8", "binary")
 
@@ -135,37 +134,3 @@ def build_defense(base: Embedder, spec: str | dict, seed: int = 0) -> DefendedEm
     raise InvertError(
         f"unknown defense {spec!r}; use int8, binary, orthogonal or {{noise: <level>}}"
     )
-
-
-class AlignmentAttack:
-    """ALGEN's few-shot alignment (arXiv:2502.11308): a least-squares linear map ``W``.
-
-    From ``k`` leaked pairs (text, defended vector) the attacker embeds the texts with its own
-    embedder and solves ``min_W ‖X W − Y‖²`` (X: defended vectors, Y: the attacker's vectors;
-    minimum-norm solution when ``k < dim``). Any defended vector is then mapped into the
-    attacker's space, where the attacker's own inverter reads it.
-
-    Args:
-        attacker: The attacker's embedder (the one its inverter was trained on).
-    """
-
-    def __init__(self, attacker: Embedder) -> None:
-        self.attacker = attacker
-        self.weight: torch.Tensor | None = None
-
-    def fit(self, leaked_texts: Sequence[str], defended_vectors: torch.Tensor) -> AlignmentAttack:
-        """Fits ``W`` on the leaked pairs; returns ``self``."""
-        texts = check_texts(leaked_texts)
-        x = check_embeddings(defended_vectors).double()
-        if len(texts) != len(x):
-            raise DimensionMismatchError(f"{len(texts)} leaked texts for {len(x)} vectors")
-        y = self.attacker.encode(texts).double()
-        self.weight = torch.linalg.lstsq(x, y, driver="gelsd").solution.float()
-        return self
-
-    def map(self, defended_vectors: torch.Tensor) -> torch.Tensor:
-        """Maps defended vectors into the attacker's embedding space."""
-        if self.weight is None:
-            raise InvertError("call fit(leaked_texts, defended_vectors) before map()")
-        x = check_embeddings(defended_vectors, self.weight.shape[0], "the fitted alignment")
-        return x @ self.weight

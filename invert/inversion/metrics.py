@@ -9,17 +9,15 @@ computed with sacrebleu (Post, WMT 2018) so scores are comparable across papers.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 
 import sacrebleu
 import torch
 
+from invert.data.text import word_tokens
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import EmptyInputError, InvalidEmbeddingError, InvertError
-
-_WORD = re.compile(r"\w+")
 
 # vec2text scores each sentence with `evaluate`'s sacrebleu wrapper, i.e. corpus BLEU on one
 # sentence with exp smoothing and no effective order. Reusing one BLEU object with the same
@@ -89,10 +87,6 @@ def sentence_bleus(predictions: Sequence[str], references: Sequence[str]) -> lis
     ]
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def token_f1(prediction: str, reference: str) -> float:
     """F1 between the multisets of lowercase ``\\w+`` tokens of two texts.
 
@@ -106,7 +100,7 @@ def token_f1(prediction: str, reference: str) -> float:
     Returns:
         F1 in [0, 1]; 1.0 when both have no tokens, 0.0 when only one has none.
     """
-    pred, ref = Counter(_words(prediction)), Counter(_words(reference))
+    pred, ref = Counter(word_tokens(prediction)), Counter(word_tokens(reference))
     if not pred and not ref:
         return 1.0
     if not pred or not ref:

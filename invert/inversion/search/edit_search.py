@@ -10,8 +10,8 @@ another); the real embedder scores every new candidate in one batched call, and 
 cosine never falls; with a word prior it is the prior-weighted score that never falls).
 
 Proposers add edits a random one rarely finds: the trained inverter's token fixes
-(:mod:`invert.inverter_edits`) and the embedder's own gradient, which ranks every one-word swap
-and insertion over its whole vocabulary (:mod:`invert.embedder_edits`).
+(:mod:`invert.inversion.search.inverter_edits`) and the embedder's own gradient, which ranks every one-word swap
+and insertion over its whole vocabulary (:mod:`invert.inversion.search.embedder_edits`).
 
 It is the discrete counterpart of vec2text's correction (arXiv 2310.06816) and of the
 embedder-scored search in ZSInvert: where a 15-minute CPU inverter is worse than retrieval, the
@@ -36,12 +36,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from invert.correction import CosineScorer
-from invert.embedder_edits import EmbedderGradientProposer
+from invert.data.text import word_tokens
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
-from invert.inverter_edits import InverterEditProposer
-from invert.metrics import _words
+from invert.inversion.search.embedder_edits import EmbedderGradientProposer
+from invert.inversion.search.inverter_edits import InverterEditProposer
+from invert.inversion.search.scorer import CosineScorer
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 
@@ -116,7 +116,7 @@ def edit_search(
         show_progress: Progress bar over rounds.
         proposer: Also asked, once per round and batched over examples, for edits of every
             kept text (e.g. the trained inverter's token fixes,
-            :class:`invert.inverter_edits.InverterEditProposer`).
+            :class:`invert.inversion.search.inverter_edits.InverterEditProposer`).
         word_prior: Adds ``weight x`` each text's expected token F1 under a per-example
             word prior to the score that picks the kept texts (None: cosine alone). Early
             stopping and the reported cosines stay pure cosine.
@@ -189,7 +189,7 @@ class WordPrior:
 
     Attributes:
         probabilities: One ``{word: P(word in target)}`` per example (lowercase ``\\w+``
-            words, as :func:`invert.metrics.token_f1` counts them); a word not listed has
+            words, as :func:`invert.inversion.metrics.token_f1` counts them); a word not listed has
             probability 0.
         lengths: Expected word count of each target (e.g. the mean of its seed texts').
         weight: Weight of the expected F1 beside the cosine.
@@ -206,7 +206,7 @@ class WordPrior:
         """Token F1 of ``text`` in expectation over the prior: twice the expected matches
         over the text's length plus the target's expected length (a ratio of expectations).
         The c-th copy of a word matches with P(word) x P(>= c copies | present)."""
-        words = _words(text)
+        words = word_tokens(text)
         probs, repeats = self.probabilities[example], self.repeats or {}
         matches = 0.0
         for word, count in Counter(words).items():
@@ -228,7 +228,7 @@ class WordPrior:
         each example's seed texts."""
         words, probs = model.top_words(embeddings, top_k)
         tables = [dict(zip(w, p, strict=True)) for w, p in zip(words, probs, strict=True)]
-        lengths = [sum(len(_words(t)) for t in row) / max(1, len(row)) for row in seeds]
+        lengths = [sum(len(word_tokens(t)) for t in row) / max(1, len(row)) for row in seeds]
         listed = {w for table in tables for w in table}
         rates = model.repeat_rates.tolist()
         repeats = {w: rates[model.index[w]] for w in listed if rates[model.index[w]][0] > 0}
@@ -309,9 +309,9 @@ def guided_search(
     With ``inverter`` given (and ``search["inverter_edits"] > 0``), the trained inverter also
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
-    (:class:`invert.inverter_edits.InverterEditProposer`). With ``search["gradient_edits"] > 0``
+    (:class:`invert.inversion.search.inverter_edits.InverterEditProposer`). With ``search["gradient_edits"] > 0``
     the embedder's own gradient proposes that many one-word swaps and insertions over its whole
-    vocabulary (:class:`invert.embedder_edits.EmbedderGradientProposer`; no trained model).
+    vocabulary (:class:`invert.inversion.search.embedder_edits.EmbedderGradientProposer`; no trained model).
 
     Args:
         embeddings: ``[n, dim]`` targets.

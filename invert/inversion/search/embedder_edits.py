@@ -28,7 +28,7 @@ _WORD = re.compile(r"[^\W_]+")
 class EmbedderGradientProposer:
     """Proposes the one-word swaps and insertions the embedder's gradient ranks highest.
 
-    Callable as an :data:`invert.edit_search.Proposer`: ``(examples, texts)`` -> edited texts
+    Callable as an :data:`invert.inversion.search.edit_search.Proposer`: ``(examples, texts)`` -> edited texts
     per text. Each text is scored once as it is (every word can be swapped for any whole-word
     vocabulary token) and ``insertions`` times with a placeholder in a random word gap (the
     placeholder can become any such token), in batched forward/backward passes. A swap replaces

@@ -46,7 +46,7 @@ def load_records(spec: Any) -> list[dict[str, str]]:
         EmptyInputError: The spec gives no records.
     """
     if isinstance(spec, Mapping) and spec.get("source") == "synthetic_pii":
-        from invert.data.corpora import synthetic_pii_records
+        from invert.data.synthetic_pii import synthetic_pii_records
 
         records = synthetic_pii_records(int(spec.get("n", 5000)), int(spec.get("seed", 0)))
     else:

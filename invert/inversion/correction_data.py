@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from invert.data.pairs import _atomic, embed_texts_cached, slug, texts_sha256
+from invert.data.atomic import atomic_write_text
+from invert.data.pairs import embed_texts_cached, slug, texts_sha256
 from invert.embedders.base import Embedder
 from invert.env import cache_dir
 from invert.models.base import tokenize_targets
@@ -112,7 +113,7 @@ def inverter_hypotheses(
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = json.dumps({"key": key, "hypotheses": hypotheses}, ensure_ascii=False)
-        _atomic(path, lambda tmp: Path(tmp).write_text(blob, encoding="utf-8"))
+        atomic_write_text(path, blob)
     hyp_emb = embed_or_zero(
         hypotheses, embedder, {"corpus": "hypotheses", "split": digest}, cache_root
     )

@@ -16,22 +16,22 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from invert.correction import correct
-from invert.correction_data import (
+from invert.data.pairs import embed_split
+from invert.data.splits import prepare_corpus
+from invert.embedders.base import Embedder
+from invert.errors import DimensionMismatchError
+from invert.inversion.correction import correct
+from invert.inversion.correction_data import (
     CorrectionDataset,
     correction_collator,
     corrector_round,
     inverter_hypotheses,
 )
-from invert.data.pairs import embed_split
-from invert.data.splits import prepare_corpus
-from invert.embedders.base import Embedder
-from invert.errors import DimensionMismatchError
-from invert.metrics import reconstruction_metrics
+from invert.inversion.metrics import reconstruction_metrics
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.loading import build_corrector, load_inverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
-from invert.tracking import build_tracker, save_json
+from invert.reporting.tracking import build_tracker, save_json
 from invert.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from invert.metrics import LengthMismatchError
+from invert.inversion.metrics import LengthMismatchError
 
 # first_name / last_name / full name / date / city / phone, as in the audit report.
 PII_FIELDS = ("first_name", "last_name", "full_name", "date", "city", "phone")

@@ -4,7 +4,7 @@ One teacher-forced pass of the inverter over ``[target embedding; current text]`
 every position, its distribution over the token that belongs there. Where it puts far more
 probability on another token than on the one the text has, replacing that token (or inserting
 the other before it) is a likely fix. These position-aware, fluent edits complement
-:mod:`invert.edit_search`'s position-free bag-of-words edits; the real embedder still decides
+:mod:`invert.inversion.search.edit_search`'s position-free bag-of-words edits; the real embedder still decides
 which edit stays. One forward pass per text, no decoding — far cheaper than re-generating.
 """
 

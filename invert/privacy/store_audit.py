@@ -2,9 +2,9 @@
 
 ``run_privacy_audit`` samples a real store (:mod:`invert.stores`), inverts the vectors with a
 trained inverter (vec2text-style, arXiv:2310.06816) or, for stores of structured records, the
-schema-aware record attack (:mod:`invert.audit.record_attack`), measures text leakage and PII
+schema-aware record attack (:mod:`invert.privacy.record_attack`), measures text leakage and PII
 recovery,
-then repeats under each defense (:mod:`invert.defenses`): a Gaussian noise sweep, int8 and
+then repeats under each defense (:mod:`invert.privacy.defenses`): a Gaussian noise sweep, int8 and
 binary quantization, and a secret orthogonal transform, the latter also attacked with ALGEN's
 few-shot alignment (arXiv:2502.11308). Retrieval utility is measured for every defense. The
 result goes to ``report.json`` and a self-contained ``report.html``; W&B gets aggregates only,
@@ -21,17 +21,18 @@ import torch
 from tqdm.auto import tqdm
 
 from invert.api import invert_embeddings
-from invert.audit.pii import pii_recovery
-from invert.audit.record_attack import RecordAttack, load_records
-from invert.audit.report import plot_noise_tradeoff, plot_pii_bars, write_html_report
-from invert.audit.retrieval import defended_retrieval
-from invert.defenses import AlignmentAttack, DefendedEmbedder, build_defense
-from invert.edit_search import guided_search
 from invert.embedders import Embedder, build_embedder, check_embeddings
 from invert.errors import InvertError, unknown_name
-from invert.metrics import cosine_similarity_rows, reconstruction_metrics
+from invert.inversion.metrics import cosine_similarity_rows, reconstruction_metrics
+from invert.inversion.search.edit_search import guided_search
+from invert.privacy.alignment_attack import AlignmentAttack
+from invert.privacy.defenses import DefendedEmbedder, build_defense
+from invert.privacy.pii import pii_recovery
+from invert.privacy.record_attack import RecordAttack, load_records
+from invert.privacy.report import plot_noise_tradeoff, plot_pii_bars, write_html_report
+from invert.privacy.retrieval import defended_retrieval
+from invert.reporting.tracking import build_tracker, save_json
 from invert.stores import StoreBatch, open_store
-from invert.tracking import build_tracker, save_json
 
 DEFAULTS: dict[str, Any] = {
     "sample_size": 64,

@@ -17,12 +17,12 @@ from hydra.utils import instantiate
 from invert.data.pairs import EmbeddedSplit, embed_split
 from invert.data.splits import prepare_corpus
 from invert.embedders.base import Embedder
-from invert.evaluation import evaluate_methods
+from invert.inversion.evaluation import evaluate_methods
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.loading import load_inverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
-from invert.plots import plot_learning_curve, plot_metric_bars
-from invert.tracking import Tracker, build_tracker, save_json
+from invert.reporting.plots import plot_learning_curve, plot_metric_bars
+from invert.reporting.tracking import Tracker, build_tracker, save_json
 from invert.training import Trainer, TrainerConfig
 from invert.training.inversion_data import PairDataset, pair_collator
 

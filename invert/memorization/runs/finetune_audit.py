@@ -47,7 +47,7 @@ from invert.memorization.unintended import (
     summarize_unintended,
     unintended_bits,
 )
-from invert.tracking import Tracker, build_tracker, save_json
+from invert.reporting.tracking import Tracker, build_tracker, save_json
 from invert.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)

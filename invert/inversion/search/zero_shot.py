@@ -15,9 +15,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from invert.correction import CosineScorer
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
+from invert.inversion.search.scorer import CosineScorer
 
 
 @dataclass

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 
 from invert.embedders.base import Embedder
 from invert.errors import DimensionMismatchError, InvertError
+from invert.inversion.search.scorer import CosineScorer
 from invert.models.corrector import check_pair
 
 
@@ -47,33 +48,6 @@ class CorrectionResult:
     embedded_texts: int = 0
     embedder_calls: int = 0
     steps_run: int = 0
-
-
-class CosineScorer:
-    """Cosine of texts to each target, embedding every distinct text once across all steps."""
-
-    def __init__(self, targets: torch.Tensor, embedder: Embedder) -> None:
-        self.targets = torch.nn.functional.normalize(targets.float(), dim=-1)
-        self.embedder, self.vectors = embedder, {}
-        self.calls = 0
-
-    def embed_new(self, texts: set[str]) -> None:
-        """One batched call for the non-blank texts not seen before."""
-        new = sorted(t for t in texts if t.strip() and t not in self.vectors)
-        if new:
-            self.calls += 1
-            for text, vec in zip(new, self.embedder.encode(new), strict=True):
-                self.vectors[text] = vec
-
-    def vector(self, text: str) -> torch.Tensor:
-        return self.vectors.get(text, torch.zeros(self.targets.shape[1]))
-
-    def cosine(self, example: int, text: str) -> float:
-        if text not in self.vectors:
-            return -1.0  # blank text: worse than any real candidate
-        return float(
-            torch.nn.functional.normalize(self.vectors[text], dim=-1) @ self.targets[example]
-        )
 
 
 def correct(

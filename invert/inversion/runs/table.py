@@ -23,21 +23,21 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from invert.correction import correct
 from invert.data.pairs import EmbeddedSplit, embed_split
 from invert.data.splits import prepare_corpus
-from invert.edit_search import guided_search
 from invert.embedders.base import Embedder
 from invert.env import default_device
 from invert.errors import DimensionMismatchError, EmptyInputError
-from invert.metrics import reconstruction_metrics
+from invert.inversion.correction import correct
+from invert.inversion.metrics import reconstruction_metrics
+from invert.inversion.search.edit_search import guided_search
+from invert.inversion.search.zero_shot import zero_shot_invert
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.loading import load_corrector, load_inverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 from invert.models.pretrained_lm import load_causal_lm, load_tokenizer
-from invert.plots import save_figure
-from invert.tracking import build_tracker, save_json
-from invert.zero_shot import zero_shot_invert
+from invert.reporting.plots import save_figure
+from invert.reporting.tracking import build_tracker, save_json
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from invert.audit.pii import PII_FIELDS
-from invert.plots import save_figure
+from invert.privacy.pii import PII_FIELDS
+from invert.reporting.plots import save_figure
 
 LEAK_KEYS = ("bleu", "token_f1", "exact", "cosine")
 UTILITY_KEYS = ("recall@10", "ndcg@10")

@@ -84,7 +84,7 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
         plus ``cells`` (with curves), ``skipped`` cells, conventions, plots and wall time.
     """
     from invert.memorization.capacity_plots import plot_capacity_vs_params, plot_memorized_vs_n
-    from invert.tracking import build_tracker, save_json
+    from invert.reporting.tracking import build_tracker, save_json
 
     probe, run_dir = dict(cfg["probe"]), Path(cfg["paths"]["output_dir"])
     if probe.get("num_threads"):
@@ -180,7 +180,7 @@ def _run_parallel(
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from invert.memorization.capacity import _CellTracker
+    from invert.memorization.capacity import CellTracker
 
     # Longest first (cost ~ N x width x depth), so the last cell to finish is a short one.
     queue = sorted(jobs, key=lambda j: -j[1] * j[0]["d_model"] * j[0]["n_layer"])
@@ -201,7 +201,7 @@ def _run_parallel(
             for future in done:
                 running.pop(future)
                 cell = future.result()
-                cell_log = _CellTracker(tracker, f"cell/{cell['model']}/N{cell['n_sequences']}")
+                cell_log = CellTracker(tracker, f"cell/{cell['model']}/N{cell['n_sequences']}")
                 for step, bits in cell["curve"]:
                     cell_log.log({"memorized_bits": bits}, step=step)
                 finished(cell)

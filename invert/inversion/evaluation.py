@@ -10,10 +10,10 @@ import torch
 from transformers import PreTrainedModel
 
 from invert.api import invert_embeddings
-from invert.edit_search import guided_search
 from invert.embedders.base import Embedder
 from invert.errors import InvertError
-from invert.metrics import reconstruction_metrics
+from invert.inversion.metrics import reconstruction_metrics
+from invert.inversion.search.edit_search import guided_search
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 
@@ -40,7 +40,7 @@ def evaluate_methods(
     set; only token F1 means anything) when given, ``inverter`` (greedy or beam),
     ``inverter_rerank`` (``num_candidates`` beams re-ranked by embedder cosine) when
     ``num_candidates > 1``, and, when ``search`` is given, the embedder-guided edit searches
-    (:func:`invert.edit_search.guided_search`) named in ``search["rows"]`` (default: all):
+    (:func:`invert.inversion.search.edit_search.guided_search`) named in ``search["rows"]`` (default: all):
     ``inverter_search`` starts from the inverter's output and the bag-of-words guess and lets
     the inverter propose its ``inverter_edits`` likeliest fixes each round (no retrieval);
     ``bag_of_words_search`` is the same search without the trained inverter (its ablation);

@@ -1,0 +1,1 @@
+"""The functions the inversion entry points call: train, evaluate, correct, the domain table."""
