@@ -1,6 +1,6 @@
 """Train a vec2text corrector for a saved inverter and evaluate 0/1/5/20 correction steps.
 
-python experiments/correct_inverter.py inverter_path=outputs/config/<run>/inverter
+python experiments/correct_inverter.py inverter_path=outputs/train_inverter/<run>/inverter
 python experiments/correct_inverter.py inverter_path=... correct.sequence_beam_width=8
 """
 

@@ -1,6 +1,6 @@
 """A short GPU check of the capacity probe on the paper's grid (V=2048, S=64), as JSON.
 
-The full GPU grid (``probe=capacity_gpu``) trains each cell to saturation, hours per model.
+The full GPU grid (``capacity_probe=gpu``) trains each cell to saturation, hours per model.
 This check fits a few minutes of one accelerator: the smallest paper model (80K parameters)
 at N below and past its capacity, with a shorter convergence window, and reports bits per
 parameter next to the paper's 3.9-4.2 for models of that size. Needs only torch,

@@ -1,6 +1,6 @@
 """The inversion results table: every method, in-domain and out-of-domain (Markdown + CSV + plot).
 
-    python experiments/inversion_table.py inverters.lora=outputs/config/<run>/inverter \
+    python experiments/inversion_table.py inverters.lora=outputs/train_inverter/<run>/inverter \
         corrector_path=outputs/correct/<run>/corrector
 """
 

@@ -1,6 +1,6 @@
 """Membership inference against a saved embedding inverter (its training vs held-out texts).
 
-python experiments/inverter_membership.py inverter_path=outputs/config/<run>/inverter
+python experiments/inverter_membership.py inverter_path=outputs/train_inverter/<run>/inverter
 """
 
 import hydra

@@ -1,7 +1,7 @@
 """Memorization audit: exposure, extraction, membership inference and unintended bits.
 
     python experiments/memorization_audit.py                          # tiny config, seconds
-    python experiments/memorization_audit.py probe=audit_smollm2      # full vs LoRA vs prefix
+    python experiments/memorization_audit.py memorization_probe=smollm2      # full vs LoRA vs prefix
     python experiments/memorization_audit.py logger=none probe.train.max_steps=50
 
 Writes memorization_audit.json, comparison.csv/.md and plots into the Hydra run folder and

@@ -1,9 +1,9 @@
 """Capacity probe (Morris et al. 2025, arXiv:2505.24832): how many bits a GPT memorizes.
 
-Trains every (model size, N) cell of ``conf/probe/<probe>.yaml`` to convergence, writes
+Trains every (model size, N) cell of ``conf/capacity_probe/<name>.yaml`` to convergence, writes
 ``capacity.json`` and two plots into the run folder, prints a JSON summary, returns bits/param.
 
-    python experiments/memorization_capacity.py probe=capacity_cpu logger=wandb
+    python experiments/memorization_capacity.py capacity_probe=cpu logger=wandb
     python experiments/memorization_capacity.py -m 'probe.n_sequences=[64],[256]' \
         'probe.model_sizes=[{n_layer:1,d_model:8,n_head:1}],[{n_layer:1,d_model:16,n_head:2}]'
 """

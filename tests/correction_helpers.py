@@ -7,8 +7,8 @@ import zlib
 import torch
 from helpers import EMBED_DIM, EMBEDDER_NAME
 
+from invert.data.text import word_tokens
 from invert.embedders.base import Embedder
-from invert.inversion.metrics import _words
 
 
 class HashWordEmbedder(Embedder):
@@ -29,7 +29,7 @@ class HashWordEmbedder(Embedder):
     def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
         rows = []
         for text in texts:
-            words = _words(text)
+            words = word_tokens(text)
             vec = sum((self._word(w) for w in words), torch.zeros(self.dim))
             rows.append(vec if words else torch.full((self.dim,), 1e-3))
         return torch.stack(rows)

@@ -135,7 +135,7 @@ def _tiny_grid(out, *extra):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    overrides = ["probe=capacity_tiny", "logger=none", f"paths.output_dir={out}", *extra]
+    overrides = ["capacity_probe=tiny", "logger=none", f"paths.output_dir={out}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="memorization_capacity", overrides=overrides)
     return cfg, run_capacity_experiment(OmegaConf.to_container(cfg, resolve=True))

@@ -22,7 +22,7 @@ def _compose(name: str, overrides: list[str], tmp_path: Path) -> dict:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_config_composes_and_instantiates(experiment: str, tmp_path: Path) -> None:
-    cfg = _compose("config", [f"experiment={experiment}", "logger=none"], tmp_path)
+    cfg = _compose("train_inverter", [f"experiment={experiment}", "logger=none"], tmp_path)
     assert cfg["train"]["max_steps"] > 0
     assert cfg["data"]["max_tokens"] > 0
     embedder = instantiate(cfg["embedder"], _convert_="all")
@@ -50,5 +50,5 @@ def test_every_option_of_a_group_composes(group: str) -> None:
     assert options, group
     for option in options:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("config", overrides=[f"{group}={option}"])
+            cfg = compose("train_inverter", overrides=[f"{group}={option}"])
         assert cfg[group] is not None

@@ -243,3 +243,59 @@ def test_prepare_rejects_empty_results(tmp_path):
         prepare_corpus(f"file:{path}")
     with pytest.raises(ValueError):
         prepare_corpus(f"file:{path}", val_fraction=0.6, test_fraction=0.5)
+
+
+def _sentences_jsonl(path, n: int = 60):
+    """``n`` short, distinct sentences as jsonl (enough for tiny train/validation/test splits)."""
+    nouns = ["river", "lamp", "garden", "teacher", "window", "market", "letter", "engine",
+             "harbor", "violin", "forest", "kettle"]  # fmt: skip
+    verbs = ["opens", "waits", "shines", "sings", "moves"]
+    rows = [f"The {nouns[i % 12]} {verbs[i // 12]} near house number {i}." for i in range(n)]
+    path.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows))
+    return rows
+
+
+def test_prepare_corpus_takes_the_file_config_shape(tmp_path):
+    """conf/data/file.yaml passes name=file:${data.path} and path; data.name=file:X alone works."""
+    path = tmp_path / "corpus.jsonl"
+    rows = _sentences_jsonl(path)
+    data = {"name": f"file:{path}", "path": str(path), "max_tokens": 32, "seed": 0,
+            "val_fraction": 0.1, "test_fraction": 0.1, "max_examples": None}  # fmt: skip
+    splits = prepare_corpus(**data)
+    assert sorted(t for ds in splits.values() for t in ds["text"]) == sorted(rows)
+    # `data=file data.name=file:X` leaves data.path as OmegaConf's missing marker.
+    again = prepare_corpus(**{**data, "path": "???"})
+    assert list(again["test"]["text"]) == list(splits["test"]["text"])
+    bare = prepare_corpus(**{**data, "name": "file"})
+    assert list(bare["test"]["text"]) == list(splits["test"]["text"])
+    assert load_raw_corpus("file", path=path) == rows
+
+
+def test_conflicting_file_name_and_path_are_refused(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    _sentences_jsonl(path)
+    with pytest.raises(ValueError, match="different files"):
+        prepare_corpus(f"file:{tmp_path / 'other.jsonl'}", path=str(path))
+    with pytest.raises(ValueError, match="only for the file corpus"):
+        load_raw_corpus("kjv", path=str(path))
+
+
+@pytest.mark.slow
+def test_train_script_runs_on_a_file_corpus(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    corpus = tmp_path / "corpus.jsonl"
+    _sentences_jsonl(corpus)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(repo / "experiments" / "train_inverter.py"), "experiment=tiny",
+               "logger=none", "data=file", f"data.path={corpus}", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["train"]["train_pairs"] > 30

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from invert.embedders import build_embedder
 from invert.inversion.runs.correct import run_correction_experiment
+from invert.inversion.runs.preamble import training_record
 from invert.models.loading import build_inverter, load_corrector
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -31,12 +32,14 @@ def test_tiny_correction_run(tmp_path: Path) -> None:
         projection_hidden_dim=32,
         max_text_tokens=12,
     )
+    # Only the folder says which corpus and split the inverter was trained on.
+    data = {"name": "wikipedia", "seed": 0, "max_examples": 40, "val_fraction": 0.05,
+            "test_fraction": 0.2}
+    inverter.config.training_data = training_record(data, train_seed=0, examples_seen=0)
     inverter.save_pretrained(tmp_path / "inverter")
     overrides = [
         f"inverter_path={tmp_path / 'inverter'}",
         "logger=none",
-        "data.max_examples=40",
-        "data.test_fraction=0.2",
         "corrector.tuning=full",
         "corrector.num_prefix_tokens=2",
         "corrector.projection_hidden_dim=32",
@@ -45,7 +48,7 @@ def test_tiny_correction_run(tmp_path: Path) -> None:
         "train.warmup_steps=0",
         "correct.train_examples=8",
         "correct.second_round_steps=1",
-        "correct.eval_steps=[0,1,2]",
+        "correct.steps=[0,1,2]",
         "correct.sequence_beam_width=2",
         "correct.num_candidates=2",
         "eval.num_examples=4",

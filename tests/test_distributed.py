@@ -4,6 +4,9 @@ and only the main process writes the model.
 torchrun rather than ``accelerate launch --cpu --num_processes 2``: with ``--cpu`` accelerate's
 launcher silently starts a single process (multi-CPU there means MPI). Under torchrun the ranks
 form a gloo process group because the Trainer passes cpu=True to Accelerate on CPU-only machines.
+``accelerate launch --num_processes 2`` without ``--multi_gpu`` also starts one process on a
+machine with no GPU; ``accelerate launch --multi_gpu --num_processes 2`` hands over to torchrun
+and does start two CPU ranks (tested below).
 """
 
 from __future__ import annotations
@@ -73,11 +76,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _torchrun(out: Path, max_steps: int, use_cpu_flag: bool) -> float:
-    """Runs the worker on 2 local processes; returns the wall time."""
-    script = out / "worker.py"
-    script.write_text(WORKER)
-    env = {
+def _launch_env(out: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
@@ -85,6 +85,13 @@ def _torchrun(out: Path, max_steps: int, use_cpu_flag: bool) -> float:
         "HF_HOME": str(out / "hf-home"),  # no user accelerate config leaks in
         "PYTHONPATH": str(TESTS_DIR.parent),
     }
+
+
+def _torchrun(out: Path, max_steps: int, use_cpu_flag: bool) -> float:
+    """Runs the worker on 2 local processes; returns the wall time."""
+    script = out / "worker.py"
+    script.write_text(WORKER)
+    env = _launch_env(out)
     env.pop("ACCELERATE_USE_CPU", None)
     if use_cpu_flag:
         env["ACCELERATE_USE_CPU"] = "1"
@@ -136,3 +143,49 @@ def test_plain_torchrun_on_cpu_forms_a_process_group(tmp_path):
     _torchrun(tmp_path, max_steps=1, use_cpu_flag=False)
     rank0 = json.loads((tmp_path / "rank0.txt").read_text())
     assert rank0["world"] == 2, rank0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="about CPU-only machines")
+def test_accelerate_launch_multi_gpu_starts_two_cpu_ranks(tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` is accelerate's route to 2 CPU ranks."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = _launch_env(tmp_path)
+    env.pop("ACCELERATE_USE_CPU", None)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [
+        str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+        str(script), str(tmp_path), str(TESTS_DIR), "2",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.txt").read_text()) for r in range(2)]
+    for rank in ranks:
+        assert rank["world"] == 2 and "MULTI_CPU" in rank["distributed_type"], rank
+    assert ranks[0]["final"] == ranks[1]["final"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="about CPU-only machines")
+def test_train_script_under_torchrun_trains_on_two_ranks(tmp_path):
+    """The experiment itself, not only the Trainer: 2 ranks see twice the examples of one."""
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        str(TESTS_DIR.parent / "experiments" / "train_inverter.py"), "experiment=tiny",
+        "logger=none", "eval.num_examples=2", f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    env = {**_launch_env(tmp_path), "INVERT_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("ACCELERATE_USE_CPU", None)
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    train = json.loads((run_dir / "results.json").read_text())["train"]
+    assert train["examples_seen"] == 2 * 20 * 16, train  # ranks x tiny's max_steps x batch_size
+    assert proc.stdout.count("held-out metrics") == 1  # only rank 0 evaluates and reports

@@ -97,10 +97,10 @@ def test_guided_search_seeds_with_the_word_guess_and_climbs_from_it():
     embedder = _embedder()
     targets = embedder.encode(TARGETS)
     start = guided_search(targets, embedder, None, None, _WordGuesser(),
-                          {"num_rounds": 0, "bow_seed_words": 3})  # fmt: skip
+                          {"num_rounds": 0, "bow_seed_words": 3, "gradient_edits": 0})  # fmt: skip
     assert start.texts == ["committee approved harbour", "quiet village beside"]
     result = guided_search(targets, embedder, None, None, _WordGuesser(),
-                           {"num_rounds": 15, "edits_per_round": 16, "beam_width": 2})  # fmt: skip
+                           {"num_rounds": 15, "edits_per_round": 16, "beam_width": 2, "gradient_edits": 0})  # fmt: skip
     # Only content words are proposed, so the best reachable text is the five of them
     # (F1 10/13 = 0.77): every distractor dropped, every target word among the guesses kept.
     for text, target, guesses in zip(result.texts, TARGETS, PROPOSALS, strict=True):
@@ -162,7 +162,7 @@ def test_guided_search_takes_its_word_prior_from_the_bag_of_words_model():
     assert prior.weight == 0.5 and prior.lengths == [4.0]  # the seeds' mean word count
     assert len(prior.probabilities[0]) == 3 and "port" not in prior.probabilities[0]
     search = {"num_rounds": 20, "edits_per_round": 32, "nn_seeds": 0, "bow_seed_words": 0,
-              "early_stop_cosine": None}  # the hypothesis is already at cosine 1.0
+              "early_stop_cosine": None, "gradient_edits": 0}  # the hypothesis is already at cosine 1.0
     hypothesis = [target.replace("harbour", "port")]
     plain = guided_search(targets, embedder, hypothesis, None, model, search)
     assert plain.texts == hypothesis

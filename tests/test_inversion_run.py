@@ -11,14 +11,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from test_tracking import _offline_summary, _wandb_records
 
-from invert.errors import UnknownNameError
+from invert.errors import CheckpointError, InvertError, UnknownNameError
 from invert.inversion.runs.train import evaluate_saved_inverter, run_inversion_experiment
 from invert.models.loading import load_inverter
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def tiny_config(run_dir: Path, *overrides: str, name: str = "config") -> dict:
+def tiny_config(run_dir: Path, *overrides: str, name: str = "train_inverter") -> dict:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(name, overrides=list(overrides))
     cfg.paths.output_dir = str(run_dir)
@@ -105,3 +105,73 @@ def test_unknown_corpus_lists_the_known_ones(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, "experiment=tiny", "logger=none", "data.name=wikipediaa")
     with pytest.raises(UnknownNameError, match="wikipedia.*bbc_news|bbc_news.*wikipedia"):
         run_inversion_experiment(cfg)
+
+
+def test_inverter_folder_carries_its_data_so_evaluate_needs_only_the_path(tmp_path: Path) -> None:
+    """Trained with a non-default seed and corpus, then evaluated with inverter_path alone."""
+    cfg = tiny_config(tmp_path / "train", "experiment=tiny", "logger=none", "seed=3",
+                      "data=fortunes", "data.max_examples=80", "eval.search=null",
+                      "train.max_steps=2", "train.save_every=0")  # fmt: skip
+    summary = run_inversion_experiment(cfg)
+    record = load_inverter(summary["inverter_path"]).config.training_data
+    assert record["data"]["name"] == "fortunes" and record["data"]["seed"] == 3
+    assert record["train_seed"] == 3 and record["examples_seen"] == summary["train"]["examples_seen"]
+    evaluated = evaluate_saved_inverter(tiny_config(
+        tmp_path / "eval", f"inverter_path={summary['inverter_path']}", "logger=none",
+        "eval.num_examples=4", "eval.num_candidates=1", "eval.search=null", name="evaluate",
+    ))  # fmt: skip
+    # Same corpus, seed and split as training: the same held-out texts, scored the same way.
+    assert evaluated["data"]["name"] == "fortunes" and evaluated["data"]["seed"] == 3
+    trained = json.loads((tmp_path / "train" / "predictions.json").read_text())
+    again = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert [r["target"] for r in again] == [r["target"] for r in trained][:4]
+
+
+def test_an_old_inverter_folder_says_which_overrides_to_pass(tiny_run, tmp_path: Path) -> None:
+    run_dir, _ = tiny_run
+    inverter = load_inverter(run_dir / "inverter")
+    del inverter.config.training_data
+    inverter.save_pretrained(tmp_path / "old")
+    cfg = tiny_config(tmp_path / "eval", f"inverter_path={tmp_path / 'old'}", "logger=none",
+                      name="evaluate")  # fmt: skip
+    with pytest.raises(CheckpointError, match="does not record its training data.*data=wikipedia"):
+        evaluate_saved_inverter(cfg)
+
+
+def test_stored_vectors_train_and_report_cosine_as_unavailable(tmp_path: Path) -> None:
+    """embedder=precomputed: texts and their vectors from one parquet, no model to re-embed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from invert.embedders import build_embedder
+
+    texts = [f"the {w} river runs past the {v} mill" for w in ("old", "wide", "cold", "slow", "long",
+             "dark", "green", "quiet") for v in ("stone", "red", "tall", "small", "last", "grey")]  # fmt: skip
+    vectors = build_embedder("minilm").encode(texts).tolist()
+    parquet = tmp_path / "vectors.parquet"
+    pq.write_table(pa.table({"text": texts, "embedding": vectors}), parquet)
+    cfg = tiny_config(tmp_path / "run", "experiment=tiny", "logger=none", "embedder=precomputed",
+                      f"embedder.path={parquet}", "embedder.name=all-MiniLM-L6-v2", "data=file",
+                      f"data.path={parquet}", "train.max_steps=2", "train.save_every=0")  # fmt: skip
+    summary = run_inversion_experiment(cfg)
+    metrics = summary["metrics"]
+    assert {"nearest_neighbour", "bag_of_words", "inverter"} <= set(metrics)
+    assert not {"inverter_rerank", "inverter_search", "guided_search"} & set(metrics)
+    assert all(m["cosine"] is None for m in metrics.values())
+    assert all(0.0 <= m["token_f1"] <= 1.0 for m in metrics.values())
+
+
+def test_the_run_returns_the_headline_or_the_chosen_metric(tiny_run, tmp_path: Path) -> None:
+    run_dir, summary = tiny_run
+    metrics = summary["metrics"]
+    assert summary["optimized_metric"] == metrics["guided_search"]["token_f1"]
+    cfg = tiny_config(tmp_path, f"inverter_path={run_dir / 'inverter'}", "logger=none",
+                      "eval.num_examples=4", "eval.num_candidates=1", "eval.search=null",
+                      "optimized_metric=nearest_neighbour/cosine", name="evaluate")  # fmt: skip
+    evaluated = evaluate_saved_inverter(cfg)
+    assert evaluated["optimized_metric"] == evaluated["metrics"]["nearest_neighbour"]["cosine"]
+    bad = tiny_config(tmp_path / "bad", f"inverter_path={run_dir / 'inverter'}", "logger=none",
+                      "eval.num_examples=4", "eval.search=null", "optimized_metric=inverter/nope",
+                      name="evaluate")  # fmt: skip
+    with pytest.raises(InvertError, match="not among this run's metrics.*inverter/token_f1"):
+        evaluate_saved_inverter(bad)

@@ -12,7 +12,9 @@ from correction_helpers import HashWordEmbedder
 from helpers import TEXTS, TINY_LLAMA, make_trainer, tiny_inverter, tokenizer_path
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from invert.errors import DimensionMismatchError
+import invert
+from invert.errors import CheckpointError, DimensionMismatchError
+from invert.inversion.runs.preamble import training_record
 from invert.inversion.runs.table import COLUMNS, encoder_rate, run_inversion_table
 from invert.models.loading import build_corrector
 from invert.models.pretrained_lm import load_tokenizer
@@ -28,21 +30,20 @@ OTHER = [
 
 
 def _cfg(tmp_path: Path, inverters: dict[str, str], corrector: str | None, zs_lm: str) -> dict:
-    inside, outside = tmp_path / "in.txt", tmp_path / "out.txt"
-    inside.write_text("\n".join(TEXTS * 1 + [t + " today" for t in TEXTS]) + "\n")
+    outside = tmp_path / "out.txt"
     outside.write_text("\n".join(OTHER) + "\n")
     return {
         "seed": 0, "inverters": inverters, "corrector_path": corrector, "n": 3, "batch_size": 8,
         "encoder_rate_texts": 8, "log_samples": False,
         "embedder": {"_target_": "correction_helpers.HashWordEmbedder"},
-        "data": {"in_domain": f"file:{inside}", "out_of_domain": [f"file:{outside}"], "seed": 0,
-                 "val_fraction": 0.1, "test_fraction": 0.3, "max_examples": None},
+        # No corpus, seed or split here: the first inverter's folder records them.
+        "data": {"in_domain": None, "out_of_domain": [f"file:{outside}"]},
         "correct": {"steps": [0, 1, 2], "sequence_beam_width": 2, "num_candidates": 2,
                     "early_stop_cosine": 0.99},
         "zero_shot": {"enabled": True, "lm": zs_lm, "beam_width": 2, "top_k": 2, "block_size": 1,
                       "max_tokens": 3},
         "bow": {"enabled": True, "hidden_dim": 16, "max_vocabulary": 100, "epochs": 2, "lr": 1e-3},
-        "search": {"enabled": True, "rounds": [1, 2], "edits_per_round": 4, "nn_seeds": 2,
+        "search": {"num_rounds": 2, "report_rounds": [1, 2], "edits_per_round": 4, "nn_seeds": 2, "gradient_edits": 0,
                    "proposal_words": 8},
         "logger": {"kind": "none"}, "paths": {"output_dir": str(tmp_path / "run")},
     }  # fmt: skip
@@ -52,11 +53,16 @@ def _cfg(tmp_path: Path, inverters: dict[str, str], corrector: str | None, zs_lm
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("table")
     embedder = HashWordEmbedder()
+    inside = root / "in.txt"
+    inside.write_text("\n".join(TEXTS * 1 + [t + " today" for t in TEXTS]) + "\n")
+    data = {"name": f"file:{inside}", "seed": 0, "val_fraction": 0.1, "test_fraction": 0.3,
+            "max_examples": None}
     paths = {}
     for regime, seed in (("full", 0), ("prefix", 1)):
         inverter = tiny_inverter("prefix_lm", seed=seed)
         make_trainer(inverter, root / f"t{regime}", embeddings=embedder.encode(TEXTS), max_steps=5,
                      lr=3e-3, warmup_steps=0).train()  # fmt: skip
+        inverter.config.training_data = training_record(data, 0, 5 * 8)
         inverter.save_pretrained(root / regime)
         paths[regime] = str(root / regime)
     corrector = build_corrector(tiny_inverter("prefix_lm"), num_prefix_tokens=2, projection_hidden_dim=32)
@@ -108,7 +114,7 @@ def test_table_without_corrector_or_search_has_no_step_rows(tmp_path, saved):
     inverters, _, lm = saved
     cfg = _cfg(tmp_path, {"full": inverters["full"]}, None, lm)
     cfg["zero_shot"]["enabled"] = False
-    cfg["search"]["enabled"] = False
+    cfg["search"] = None
     cfg["data"]["out_of_domain"] = []
     methods = {r["method"] for r in run_inversion_table(cfg)["rows"]}
     assert methods == {"bag_of_words", "nearest_neighbour", "inverter_full_0_steps"}
@@ -121,6 +127,16 @@ def test_table_refuses_an_inverter_for_another_embedder(tmp_path, saved):
     cfg["embedder"] = {"_target_": "correction_helpers.HashWordEmbedder", "dim": 8}
     with pytest.raises(DimensionMismatchError, match="dim 16.*dim 8"):
         run_inversion_table(cfg)
+
+
+def test_table_needs_the_data_an_old_inverter_folder_does_not_record(tmp_path, saved):
+    inverters, _, lm = saved
+    old = tmp_path / "old"
+    inverter = invert.load_inverter(inverters["full"])
+    del inverter.config.training_data
+    inverter.save_pretrained(old)
+    with pytest.raises(CheckpointError, match="does not record its training data.*data="):
+        run_inversion_table(_cfg(tmp_path, {"full": str(old)}, None, lm))
 
 
 def test_encoder_rate_is_positive():

@@ -11,6 +11,7 @@ from correction_helpers import HashWordEmbedder
 from helpers import TEXTS, make_trainer, tiny_inverter
 
 from invert.errors import EmptyInputError
+from invert.inversion.runs.preamble import training_record
 from invert.models.base import tokenize_targets
 from invert.privacy.inverter_membership import (
     conditional_nll,
@@ -113,14 +114,16 @@ def test_run_inverter_membership_uses_the_texts_the_run_drew(tmp_path, overfit):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(TEXTS + NON_MEMBERS * 1) + "\n")
     inverter_dir = tmp_path / "run" / "inverter"
+    data = {"name": f"file:{corpus}", "seed": 0, "val_fraction": 0.2, "test_fraction": 0.3,
+            "min_words": 2}
+    # The folder records its corpus, split and how many examples the run drew: the audit
+    # needs nothing else.
+    overfit.config.training_data = training_record(data, train_seed=0, examples_seen=4)
     overfit.save_pretrained(inverter_dir)
-    (tmp_path / "run" / "results.json").write_text(json.dumps({"train": {"examples_seen": 4}}))
     cfg = {
         "inverter_path": str(inverter_dir),
         "embedder": {"_target_": "correction_helpers.HashWordEmbedder"},
-        "data": {"name": f"file:{corpus}", "seed": 0, "val_fraction": 0.2, "test_fraction": 0.3,
-                 "min_words": 2},
-        "n": 100, "batch_size": 8, "seed": 0, "examples_seen": None,
+        "n": 100, "batch_size": 8, "seed": 0, "examples_seen": None, "train_seed": None,
         "attacks": ["loss", "reconstruction_f1"],
         "logger": {"kind": "none"}, "paths": {"output_dir": str(tmp_path / "out")},
     }  # fmt: skip

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from invert.errors import InvertError, UnknownNameError
 from invert.memorization.private_corpus import build_private_corpus
-from invert.memorization.runs.finetune_audit import flatten, run_memorization_audit
+from invert.memorization.runs.finetune_audit import run_memorization_audit
+from invert.reporting.run_context import flatten_metrics
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Smaller than audit_tiny itself: this checks the plumbing; the probes' own tests check values.
@@ -45,7 +46,7 @@ def test_primary_config_defaults():
         cfg = compose("memorization_audit")
     assert cfg.logger.kind == "wandb" and cfg.probe.name == "audit_tiny"
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        real = compose("memorization_audit", overrides=["probe=audit_smollm2"])
+        real = compose("memorization_audit", overrides=["memorization_probe=smollm2"])
     assert list(real.probe.regimes) == ["full", "lora", "prefix"]
     assert real.probe.train.max_steps > 0 and real.probe.reference.kind == "pretrained"
 
@@ -58,7 +59,7 @@ def test_audit_runs_end_to_end(tmp_path, capsys):
     assert trained["member_loss"] < untrained["member_loss"] - 0.5  # it did train
     assert trained["train"]["steps"] == 40 and untrained["train"]["steps"] == 0
     for metrics in (untrained, trained):
-        values = flatten(metrics)
+        values = flatten_metrics(metrics, scalars_only=True)
         assert values and all(math.isfinite(v) for v in values.values())
         assert set(metrics["mia"]) == {"loss", "reference", "zlib", "min_k", "min_k_plus_plus"}
         assert 0 <= metrics["mia"]["loss"]["auc"] <= 1

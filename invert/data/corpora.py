@@ -54,11 +54,43 @@ def list_corpora() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load_raw_corpus(name: str = DEFAULT_CORPUS, **kwargs: Any) -> list[str]:
+def corpus_name(name: str, path: str | os.PathLike[str] | None = None) -> str:
+    """The corpus name with a local file's ``path`` folded in: ``file:PATH``.
+
+    ``conf/data/file.yaml`` passes both ``name: file:${data.path}`` and ``path``; a caller may
+    also pass ``name="file"`` with ``path``, or ``file:PATH`` alone. An unset path (None, or
+    OmegaConf's ``???`` when ``data.name=file:X`` overrides the interpolation) is ignored.
+
+    Raises:
+        ValueError: ``path`` with a non-file corpus, or with ``file:OTHER`` naming another file.
+    """
+    if path is None or str(path) == "???":
+        return name
+    if name == "file":
+        return f"file:{path}"
+    if not name.startswith("file:"):
+        raise ValueError(
+            f"path={str(path)!r} is only for the file corpus, but the corpus is {name!r}; "
+            f"pass name='file:{path}' (data=file data.path={path}) or drop path"
+        )
+    named = name[len("file:") :]
+    if Path(named).expanduser().resolve() != Path(path).expanduser().resolve():
+        raise ValueError(
+            f"corpus {name!r} and path={str(path)!r} name different files; pass one of them "
+            f"(data=file data.path=FILE, or data.name=file:FILE)"
+        )
+    return name
+
+
+def load_raw_corpus(
+    name: str = DEFAULT_CORPUS, path: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> list[str]:
     """Loads corpus ``name`` as a list of texts, before cleaning and truncation.
 
     Args:
         name: A registered name (see ``list_corpora()``), ``file:PATH`` or ``hf:DATASET[:CONFIG]``.
+        path: A local file for the file corpus: with ``name="file"``, or the same file as
+            ``file:PATH`` (see ``corpus_name``).
         **kwargs: Passed to the loader (e.g. ``n``/``seed`` for synthetic_pii,
             ``text_column`` for file:/hf:).
 
@@ -70,7 +102,9 @@ def load_raw_corpus(name: str = DEFAULT_CORPUS, **kwargs: Any) -> list[str]:
         EmptyInputError: The corpus holds no text.
         HubUnavailableError: ``hf:`` while the hub is off.
         CorpusPackageMissingError: The pip package that ships the corpus is missing.
+        ValueError: ``path`` conflicts with ``name``.
     """
+    name = corpus_name(name, path)
     if name.startswith("file:"):
         texts = _load_file(name[len("file:") :], **kwargs)
     elif name.startswith("hf:"):

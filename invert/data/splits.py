@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from invert.data.corpora import DEFAULT_CORPUS, load_raw_corpus
+from invert.data.corpora import DEFAULT_CORPUS, corpus_name, load_raw_corpus
 from invert.errors import EmptyInputError
 
 SPLITS = ("train", "validation", "test")
@@ -152,6 +152,7 @@ def prepare_corpus(
     test_fraction: float = 0.05,
     max_examples: int | None = None,
     min_words: int = 3,
+    path: str | None = None,
     **corpus_kwargs: Any,
 ) -> Any:
     """Loads, cleans, truncates, de-duplicates and splits a corpus for inversion training.
@@ -165,6 +166,8 @@ def prepare_corpus(
         test_fraction: Expected share of texts in "test".
         max_examples: Keep at most this many texts, picked by seeded hash before splitting.
         min_words: Drop texts with fewer words (before truncation).
+        path: A local file for the file corpus (``conf/data/file.yaml``'s ``data.path``):
+            with ``name="file"`` or the same file as ``file:PATH``.
         **corpus_kwargs: Passed to the corpus loader.
 
     Returns:
@@ -174,7 +177,7 @@ def prepare_corpus(
     Raises:
         EmptyInputError: Nothing is left after cleaning, or a split with a non-zero fraction
             is empty.
-        ValueError: Fractions or sizes out of range.
+        ValueError: Fractions or sizes out of range, or ``path`` conflicts with ``name``.
     """
     import datasets
 
@@ -186,6 +189,7 @@ def prepare_corpus(
     if max_examples is not None and max_examples < 1:
         raise ValueError(f"max_examples must be at least 1 or None, got {max_examples}")
 
+    name = corpus_name(name, path)
     texts = clean_texts(load_raw_corpus(name, **corpus_kwargs), min_words)
     texts = list(dict.fromkeys(t for t in truncate_texts(texts, max_tokens, tokenizer) if t))
     if not texts:

@@ -19,6 +19,9 @@ class Embedder(ABC):
 
     name: str
     dim: int
+    # False for embedders that can only return vectors they were given (stored vectors):
+    # metrics that re-embed a reconstruction, and searches, need one that is True.
+    embeds_new_text: bool = True
 
     @abstractmethod
     def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:

@@ -19,6 +19,10 @@ from invert.errors import EmptyInputError, InvalidEmbeddingError, InvertError
 class PrecomputedEmbedder(Embedder):
     """Vectors read from disk.
 
+    It can return only the vectors it holds (``embeds_new_text`` is False): an inverter trains
+    on them, while cosines of reconstructions and embedder-in-the-loop searches need the
+    model that made them, and are reported as unavailable.
+
     Args:
         path: ``.npy`` (``[n, dim]``, never pickled) or ``.parquet`` (a text column and a
             list-valued vector column).
@@ -74,6 +78,7 @@ class PrecomputedEmbedder(Embedder):
                 f"{path}: {len(self.texts)} texts but {len(self.vectors)} vectors; they must pair up"
             )
         self.dim = int(self.vectors.shape[1])
+        self.embeds_new_text = False
         self.name = name or path.stem
         self._index = {t: i for i, t in enumerate(self.texts or [])}
 
@@ -86,8 +91,10 @@ class PrecomputedEmbedder(Embedder):
         missing = [t for t in texts if t not in self._index]
         if missing:
             raise InvertError(
-                f"{len(missing)} text(s) have no precomputed vector (first: {missing[0][:60]!r}); "
-                "a precomputed embedder can only return the vectors it was given"
+                f"{len(missing)} text(s) have no precomputed vector in {self.name} (first: "
+                f"{missing[0][:60]!r}); a precomputed embedder returns only the vectors it was "
+                "given: train on its own texts (data=file data.path=<the same .parquet>) with "
+                "data.max_tokens long enough that no text is cut"
             )
         return self.vectors[[self._index[t] for t in texts]]
 

@@ -22,9 +22,10 @@ def build_embedder(spec: str | dict[str, Any] | Embedder = "minilm") -> Embedder
     """Builds an embedder.
 
     Args:
-        spec: An :class:`Embedder` (returned as is); a dict with ``type`` (one of
-            ``EMBEDDER_TYPES``) and that class's arguments; or a string — ``minilm``, a local
-            folder or a hub id — read as a sentence-transformers model.
+        spec: An :class:`Embedder` (returned as is); a Hydra ``conf/embedder/`` block (with
+            ``_target_``); a dict with ``type`` (one of ``EMBEDDER_TYPES``) and that class's
+            arguments; or a string — ``minilm``, a local folder or a hub id — read as a
+            sentence-transformers model.
 
     Raises:
         UnknownNameError: ``type`` is not known (the message lists the known ones).
@@ -33,6 +34,10 @@ def build_embedder(spec: str | dict[str, Any] | Embedder = "minilm") -> Embedder
         return spec
     if isinstance(spec, str):
         return SentenceTransformerEmbedder(spec)
+    if "_target_" in spec:
+        from hydra.utils import instantiate
+
+        return instantiate(spec, _convert_="all")
     kwargs = dict(spec)
     kind = kwargs.pop("type", "sentence_transformer")
     if kind not in EMBEDDER_TYPES:

@@ -26,7 +26,7 @@ def run_inverter_benchmark(
     generate_n: int = 32,
     tuning: str = "lora",
     mixed_precision: str = "bf16",
-    results_glob: str = "outputs/config/*/results.json",
+    results_glob: str = "outputs/train_inverter/*/results.json",
     search_n: int = 32,
 ) -> dict[str, Any]:
     """Measures embedding, training and generation throughput of the quick-start setup.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,15 +11,16 @@ import torch
 from transformers import PreTrainedModel
 
 from invert.api import invert_embeddings
+from invert.configs import SEARCH_ROWS, BagOfWordsConfig, SearchConfig, from_mapping
 from invert.embedders.base import Embedder
 from invert.errors import InvertError
+from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
 from invert.inversion.search.edit_search import guided_search
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 
-# The embedder-guided search rows evaluate_methods can report (``search["rows"]``).
-SEARCH_ROWS = ("bag_of_words_search", "inverter_search", "guided_search")
+logger = logging.getLogger(__name__)
 
 
 def evaluate_methods(
@@ -32,7 +34,7 @@ def evaluate_methods(
     batch_size: int = 32,
     show_progress: bool = True,
     bag_of_words: BagOfWordsInverter | None = None,
-    search: Mapping[str, Any] | None = None,
+    search: SearchConfig | Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
     """Reconstructs ``texts`` from ``embeddings`` with each method and scores every one.
 
@@ -40,7 +42,7 @@ def evaluate_methods(
     set; only token F1 means anything) when given, ``inverter`` (greedy or beam),
     ``inverter_rerank`` (``num_candidates`` beams re-ranked by embedder cosine) when
     ``num_candidates > 1``, and, when ``search`` is given, the embedder-guided edit searches
-    (:func:`invert.inversion.search.edit_search.guided_search`) named in ``search["rows"]`` (default: all):
+    (:func:`invert.inversion.search.edit_search.guided_search`) named in ``search.rows``:
     ``inverter_search`` starts from the inverter's output and the bag-of-words guess and lets
     the inverter propose its ``inverter_edits`` likeliest fixes each round (no retrieval);
     ``bag_of_words_search`` is the same search without the trained inverter (its ablation);
@@ -49,55 +51,62 @@ def evaluate_methods(
     beside the quality metrics (a search's includes the inverter run that seeds it).
 
     Args:
-        search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
-            ``proposal_words`` (ignored without ``bag_of_words``: the seeds' own words are
-            tried instead), ``bow_seed_words``, ``inverter_edits`` (0: the inverter only
-            seeds), ``mixed_precision`` and ``rows``.
+        search: A :class:`~invert.configs.SearchConfig` or a mapping of its keys (None: no
+            search rows); its ``bow`` block sets the bag-of-words row's threshold.
 
     Raises:
-        InvertError: ``search["rows"]`` names an unknown row.
+        InvertError: ``search.rows`` names an unknown row.
+        UnknownConfigKeyError: ``search`` has a key SearchConfig does not define.
 
     Returns:
         ``({method: metrics}, rows)`` where each row holds the target and every method's
         reconstruction, token F1 and cosine.
     """
+    search = from_mapping(SearchConfig, search, "search") if search is not None else None
+    if not embedder.embeds_new_text:
+        # Stored vectors: nothing can embed a reconstruction, so no re-ranking, no search
+        # and no cosine; the text metrics still hold.
+        if search is not None or num_candidates > 1:
+            logger.warning("%s cannot embed new text: re-ranking and search rows left out, "
+                           "cosine reported as unavailable", embedder.name)  # fmt: skip
+        search, num_candidates = None, 1
     runs: dict[str, Any] = {}
     outputs: dict[str, list[str]] = {}
     if baseline is not None:
-        runs["nearest_neighbour"] = lambda: baseline.invert(embeddings)
+        runs[Method.NEAREST_NEIGHBOUR] = lambda: baseline.invert(embeddings)
     if bag_of_words is not None:
-        threshold = float((search or {}).get("bow_threshold", 0.5))
-        runs["bag_of_words"] = lambda: bag_of_words.generate_texts(embeddings, threshold)
+        bow = search.bow if search is not None else BagOfWordsConfig()
+        runs[Method.BAG_OF_WORDS] = lambda: bag_of_words.generate_texts(embeddings, bow.threshold, bow.top_k)
     if inverter is not None:
-        runs["inverter"] = lambda: invert_embeddings(
+        runs[Method.INVERTER] = lambda: invert_embeddings(
             embeddings, inverter, num_beams=num_beams, batch_size=batch_size,
             show_progress=show_progress,
         )
         if num_candidates > 1:
-            runs["inverter_rerank"] = lambda: invert_embeddings(
+            runs[Method.INVERTER_RERANK] = lambda: invert_embeddings(
                 embeddings, inverter, embedder=embedder, num_beams=num_beams,
                 num_candidates=num_candidates, batch_size=batch_size, show_progress=show_progress,
             )
     # Searches are seeded by the best inverter run above and are charged for its time.
-    seeding = next((m for m in ("inverter_rerank", "inverter") if m in runs), None)
-    rows_wanted = set((search or {}).get("rows", SEARCH_ROWS))
+    seeding = next((m for m in (Method.INVERTER_RERANK, Method.INVERTER) if m in runs), None)
+    rows_wanted = set(search.rows if search is not None else SEARCH_ROWS)
     if unknown := rows_wanted - set(SEARCH_ROWS):
         raise InvertError(f"unknown search rows {sorted(unknown)}; known: {list(SEARCH_ROWS)}")
-    if search is not None and bag_of_words is not None and "bag_of_words_search" in rows_wanted:
+    if search is not None and bag_of_words is not None and Method.BAG_OF_WORDS_SEARCH in rows_wanted:
         # The ablation: the same search with no trained inverter (seeded by the word guess).
-        runs["bag_of_words_search"] = lambda: guided_search(
+        runs[Method.BAG_OF_WORDS_SEARCH] = lambda: guided_search(
             embeddings, embedder, None, None, bag_of_words, search, show_progress
         ).texts
-    if search is not None and seeding is not None and "inverter_search" in rows_wanted:
+    if search is not None and seeding is not None and Method.INVERTER_SEARCH in rows_wanted:
         # vec2text's recipe with a search for a corrector: the inverter's hypothesis, improved
         # with the embedder in the loop and the inverter proposing edits; nothing retrieved.
-        runs["inverter_search"] = lambda: guided_search(
+        runs[Method.INVERTER_SEARCH] = lambda: guided_search(
             embeddings, embedder, outputs[seeding], None, bag_of_words, search, show_progress,
             inverter=inverter,
         ).texts
     retrieval_or_inverter = seeding is not None or baseline is not None
-    if search is not None and retrieval_or_inverter and "guided_search" in rows_wanted:
-        runs["guided_search"] = lambda: guided_search(
+    if search is not None and retrieval_or_inverter and Method.GUIDED_SEARCH in rows_wanted:
+        runs[Method.GUIDED_SEARCH] = lambda: guided_search(
             embeddings, embedder, outputs.get(seeding), baseline, bag_of_words, search,
             show_progress, inverter=inverter,
         ).texts
@@ -108,15 +117,18 @@ def evaluate_methods(
         start = time.perf_counter()
         predictions = outputs[method] = run()
         seconds = seconds_by_method[method] = time.perf_counter() - start
-        if method in ("inverter_search", "guided_search") and seeding is not None:
+        if method in (Method.INVERTER_SEARCH, Method.GUIDED_SEARCH) and seeding is not None:
             seconds += seconds_by_method[seeding]
+        scorable = embedder.embeds_new_text
         metrics, per_example = reconstruction_metrics(
-            predictions, texts, target_embeddings=embeddings, embedder=embedder
+            predictions, texts, target_embeddings=embeddings if scorable else None,
+            embedder=embedder if scorable else None,
         )
+        metrics.setdefault("cosine", None)  # None: unavailable for this embedder
         metrics["seconds_per_100"] = 100 * seconds / len(texts)
-        results[method] = metrics
+        results[str(method)] = metrics
         for row, example in zip(rows, per_example, strict=True):
-            row[method] = example["prediction"]
+            row[str(method)] = example["prediction"]
             row[f"{method}_token_f1"] = example["token_f1"]
             row[f"{method}_cosine"] = example["cosine"]
             row[f"{method}_bleu"] = example["bleu"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,28 +188,24 @@ def run_inverter_membership(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     from hydra.utils import instantiate
 
-    from invert.data.pairs import embed_split
-    from invert.data.splits import prepare_corpus
-    from invert.inversion.runs.train import _tracker
+    from invert.inversion.runs.preamble import data_for, embedded_splits, recorded_data
     from invert.memorization.membership import attack_summary, plot_roc
     from invert.models.loading import load_inverter
-    from invert.reporting.tracking import save_json
+    from invert.reporting.run_context import open_run
     from invert.training.trainer import seen_example_indices
 
-    run_dir = Path(cfg["paths"]["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = open_run(cfg)
     inverter = load_inverter(cfg["inverter_path"])
     embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
-    data = {**cfg["data"], "max_tokens": inverter.config.max_text_tokens}
-    splits = prepare_corpus(tokenizer=inverter.tokenizer, **data)
-    train = embed_split(splits["train"], embedder, data["name"], "train", data["max_tokens"])
-    test = embed_split(splits["test"], embedder, data["name"], "test", data["max_tokens"])
-    seen = cfg.get("examples_seen") or _examples_seen(Path(cfg["inverter_path"]))
-    pool = (
-        seen_example_indices(len(train.texts), int(cfg.get("train_seed", cfg["seed"])), int(seen))
-        if seen
-        else list(range(len(train.texts)))
-    )
+    data = data_for(inverter, cfg["inverter_path"], cfg.get("data"))
+    pairs = embedded_splits(data, embedder, inverter.tokenizer, ("train", "test"))
+    train, test = pairs["train"], pairs["test"]
+    record = getattr(inverter.config, "training_data", None) or {}
+    seen = cfg.get("examples_seen") or record.get("examples_seen")
+    train_seed = cfg.get("train_seed")
+    if train_seed is None:
+        train_seed = recorded_data(inverter, cfg["inverter_path"])["train_seed"] if seen else 0
+    pool = seen_example_indices(len(train.texts), int(train_seed), int(seen)) if seen else list(range(len(train.texts)))
     rng = np.random.default_rng(cfg["seed"])
     n = min(int(cfg["n"]), len(pool), len(test.texts))
     members = sorted(rng.choice(pool, n, replace=False).tolist())
@@ -227,25 +222,14 @@ def run_inverter_membership(cfg: dict[str, Any]) -> dict[str, Any]:
         seed=int(cfg["seed"]),
         show_progress=True,
     )
-    roc = plot_roc(scores, run_dir / "roc.png", title="Inverter membership inference")
+    roc = plot_roc(scores, run.run_dir / "roc.png", title="Inverter membership inference")
     summary = {
         "metrics": metrics, "best": attack_summary(metrics), "n_members": n, "n_non_members": n,
         "members_from": "examples the training run drew" if seen else "the whole training split",
         "examples_seen": seen, "train_pairs": len(train.texts), "inverter_path": cfg["inverter_path"],
         "corpus": data["name"], "plot": str(roc),
     }  # fmt: skip
-    save_json(run_dir / "results.json", summary)
-    tracker = _tracker(cfg, run_dir)
-    tracker.summary({f"{a}/{k}": v for a, values in metrics.items() for k, v in values.items()})
-    tracker.log_image("roc", roc)
-    tracker.finish()
+    run.tracker.log_image("roc", roc)
+    run.finish(summary)
     print(json.dumps({a: round(m["auc"], 3) for a, m in metrics.items()}))
     return summary
-
-
-def _examples_seen(inverter_path: Path) -> int | None:
-    """``train.examples_seen`` from the training run's results.json beside the inverter."""
-    results = inverter_path.parent / "results.json"
-    if not results.is_file():
-        return None
-    return json.loads(results.read_text()).get("train", {}).get("examples_seen")

@@ -21,6 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from invert.api import invert_embeddings
+from invert.configs import PrivacyAuditConfig, RecordAttackConfig, from_mapping, to_dict
+from invert.configs.privacy import ATTACKERS
 from invert.embedders import Embedder, build_embedder, check_embeddings
 from invert.errors import InvertError, unknown_name
 from invert.inversion.metrics import cosine_similarity_rows, reconstruction_metrics
@@ -31,32 +33,9 @@ from invert.privacy.pii import pii_recovery
 from invert.privacy.record_attack import RecordAttack, load_records
 from invert.privacy.report import plot_noise_tradeoff, plot_pii_bars, write_html_report
 from invert.privacy.retrieval import defended_retrieval
-from invert.reporting.tracking import build_tracker, save_json
+from invert.reporting.run_context import open_run
+from invert.reporting.tracking import save_json
 from invert.stores import StoreBatch, open_store
-
-DEFAULTS: dict[str, Any] = {
-    "sample_size": 64,
-    "batch_size": 1024,
-    "num_candidates": 1,
-    "max_new_tokens": None,
-    "pii_records": None,
-    "defenses": ["noise", "int8", "binary", "orthogonal"],
-    "noise_levels": [0.0, 0.01, 0.02, 0.05, 0.07, 0.1, 0.5],
-    "alignment_k": [10, 100, 1000],
-    "retrieval": {"n": 200, "k": 10},
-    "show_examples": False,
-    "num_examples": 5,
-    "log_examples": False,
-    "search": None,
-    "attacker": "inverter",
-    "record_attack": {
-        "aux": {"source": "synthetic_pii", "n": 10000, "seed": 7},
-        "fields": ["first_name", "last_name", "date", "city", "address", "phone"],
-        "top_k": 8,
-        "rounds": 2,
-    },
-}
-ATTACKERS = ("inverter", "records")
 
 
 def run_privacy_audit(
@@ -69,7 +48,7 @@ def run_privacy_audit(
     Args:
         cfg: ``store`` (an :func:`invert.stores.open_store` spec), ``inverter_path``,
             ``embedder`` (spec of the embedder that filled the store; default ``minilm``),
-            ``audit`` (settings, see ``DEFAULTS``), ``logger``, ``paths.output_dir``, ``seed``.
+            ``audit`` (:class:`~invert.configs.PrivacyAuditConfig`), ``logger``, ``paths.output_dir``, ``seed``.
         inverter: A loaded inverter (overrides ``inverter_path``; used by tests/notebooks).
         embedder: The store's embedder (overrides ``cfg["embedder"]``).
 
@@ -81,15 +60,14 @@ def run_privacy_audit(
         DimensionMismatchError: Store, inverter and embedder dimensions disagree.
         EmptyInputError: The store is empty.
     """
-    audit = {**DEFAULTS, **(cfg.get("audit") or {})}
-    if audit["attacker"] not in ATTACKERS:
-        raise unknown_name("attacker", audit["attacker"], list(ATTACKERS))
-    seed = int(cfg.get("seed", 0))
-    run_dir = Path(cfg["paths"]["output_dir"])
+    audit = from_mapping(PrivacyAuditConfig, cfg.get("audit"), "audit")
+    if audit.attacker not in ATTACKERS:
+        raise unknown_name("attacker", audit.attacker, list(ATTACKERS))
+    run = open_run(cfg)
+    seed, run_dir = run.seed, run.run_dir
     embedder = embedder or build_embedder(cfg.get("embedder") or "minilm")
-    if audit["attacker"] == "records":
-        audit["record_attack"] = {**DEFAULTS["record_attack"], **audit["record_attack"]}
-        inverter = _record_attack(embedder, audit["record_attack"])
+    if audit.attacker == "records":
+        inverter = _record_attack(embedder, audit.record_attack)
         dim, source = embedder.dim, f"the record attack (on {embedder.name})"
     else:
         if inverter is None:
@@ -104,16 +82,15 @@ def run_privacy_audit(
         dim = int(inverter.config.embedder_dim)
         source = f"the inverter (trained on {inverter.config.embedder_name})"
         check_embeddings(torch.zeros(1, embedder.dim), dim, source)
-    log_cfg = dict(cfg.get("logger") or {})
-    tracker = build_tracker(log_cfg.pop("kind", "none"), run_dir, config=cfg, **log_cfg)
+    tracker = run.tracker
     with tracker, open_store(cfg["store"]) as store:
         store.check_dim(dim, source)
         victims, leak = _draw(store, audit, seed)
         stages = _stages(audit)
         bar = tqdm(total=len(stages) + 2, desc="privacy audit")
-        records = _pii_truth(audit["pii_records"], victims.documents)
+        records = _pii_truth(audit.pii_records, victims.documents)
         if isinstance(inverter, RecordAttack):
-            inverter.fit(load_records(audit["record_attack"]["aux"]))
+            inverter.fit(load_records(audit.record_attack.aux))
         clean = torch.from_numpy(victims.vectors)
         ctx = _Context(inverter, embedder, audit, victims, clean, records)
         rows, examples = [ctx.attack("none", "none", clean)], {}
@@ -129,14 +106,14 @@ def run_privacy_audit(
             rows.append(ctx.attack(name, kind, defense.transform(clean), level=level))
             examples[name] = ctx.last
             if kind == "orthogonal":
-                rows += _alignment(ctx, defense, leak, audit["alignment_k"], examples)
+                rows += _alignment(ctx, defense, leak, audit.alignment_k, examples)
             bar.update()
         bar.set_postfix_str("retrieval utility")
         utility = defended_retrieval(
             embedder,
             {n: d.transform for n, d in defenses.items()},
-            n=int(audit["retrieval"]["n"]),
-            k=int(audit["retrieval"]["k"]),
+            n=audit.retrieval.n,
+            k=audit.retrieval.k,
             seed=seed,
         )
         bar.update()
@@ -144,7 +121,7 @@ def run_privacy_audit(
         for row in rows:
             row.update(utility.get(row["defense_name"], {}))
         result = _finish(cfg, audit, store, victims, inverter, rows, ctx.notes, run_dir)
-        shown = _examples(victims, examples, audit) if audit["show_examples"] else None
+        shown = _examples(victims, examples, audit.num_examples) if audit.show_examples else None
         files = result["files"]
         figs = {
             "noise": plot_noise_tradeoff(rows, run_dir / "noise_tradeoff.png"),
@@ -178,16 +155,16 @@ class _Context:
                 vectors,
                 self.inverter,
                 embedder=self.embedder,
-                num_candidates=int(self.audit["num_candidates"]),
-                max_new_tokens=self.audit["max_new_tokens"],
+                num_candidates=self.audit.num_candidates,
+                max_new_tokens=self.audit.max_new_tokens,
                 show_progress=True,
             )
-            if self.audit.get("search"):
+            if self.audit.search is not None:
                 # The attacker with the embedder in the loop: the inverter's text, edited toward
                 # the vector the store holds (noised, quantized, ...), as vec2text's corrector.
-                search = self.audit["search"]
                 recon = guided_search(
-                    vectors, self.embedder, recon, None, None, search, inverter=self.inverter
+                    vectors, self.embedder, recon, None, None, self.audit.search,
+                    inverter=self.inverter,
                 ).texts
         self.last = recon
         row: dict[str, Any] = {
@@ -209,22 +186,22 @@ class _Context:
         return row
 
 
-def _stages(audit: dict) -> list[tuple[str, Any]]:
+def _stages(audit: PrivacyAuditConfig) -> list[tuple[str, Any]]:
     stages: list[tuple[str, Any]] = []
-    for name in audit["defenses"]:
+    for name in audit.defenses:
         if name == "noise":
-            stages += [(f"noise λ={lv:g}", {"noise": lv}) for lv in audit["noise_levels"]]
+            stages += [(f"noise λ={lv:g}", {"noise": lv}) for lv in audit.noise_levels]
         else:
             stages.append((str(name), name))
     return stages
 
 
-def _draw(store, audit: dict, seed: int) -> tuple[StoreBatch, StoreBatch | None]:
+def _draw(store, audit: PrivacyAuditConfig, seed: int) -> tuple[StoreBatch, StoreBatch | None]:
     """Disjoint victim rows and leaked rows (for ALGEN) from one seeded sample of the store."""
-    n = int(audit["sample_size"])
-    wants_leak = "orthogonal" in audit["defenses"] and audit["alignment_k"]
-    extra = max(audit["alignment_k"]) if wants_leak else 0
-    rows = store.sample(n + extra, seed=seed, batch_size=int(audit["batch_size"]))
+    n = audit.sample_size
+    wants_leak = "orthogonal" in audit.defenses and audit.alignment_k
+    extra = max(audit.alignment_k) if wants_leak else 0
+    rows = store.sample(n + extra, seed=seed, batch_size=audit.batch_size)
     order = np.random.default_rng(seed + 1).permutation(len(rows))
 
     def take(idx: np.ndarray) -> StoreBatch:
@@ -274,10 +251,10 @@ def _pii_truth(spec: Any, documents: list[str] | None) -> list[dict] | None:
     return [by_text.get(doc, {}) for doc in documents]
 
 
-def _record_attack(embedder: Embedder, spec: dict[str, Any]) -> RecordAttack:
+def _record_attack(embedder: Embedder, spec: RecordAttackConfig) -> RecordAttack:
     """The schema-aware attack, unfitted (it is fitted once the store has been checked)."""
     return RecordAttack(
-        embedder, spec["fields"], top_k=int(spec["top_k"]), rounds=int(spec["rounds"])
+        embedder, spec.fields, top_k=spec.top_k, rounds=spec.rounds
     )
 
 
@@ -320,7 +297,7 @@ def _finish(cfg, audit, store, victims, inverter, rows, notes, run_dir: Path) ->
             "has_documents": victims.documents is not None,
         },
         "inverter": _describe_attacker(cfg, audit, inverter, store.dim),
-        "audit": {k: v for k, v in audit.items() if k != "pii_records"},
+        "audit": {k: v for k, v in to_dict(audit).items() if k != "pii_records"},
         "rows": rows,
         "summary": summary,
         "notes": notes,
@@ -356,12 +333,12 @@ def _noise_sweet_spot(rows: list[dict], keep: float = 0.95) -> str | None:
 
 def _describe_attacker(cfg, audit, inverter, dim: int) -> dict[str, Any]:
     if isinstance(inverter, RecordAttack):
-        spec = audit["record_attack"]
+        spec = audit.record_attack
         return {
             "attacker": "records",
             "embedder": inverter.embedder.name,
             "dim": dim,
-            "aux": spec.get("aux"),
+            "aux": spec.aux,
             "templates": len(inverter.templates),
             "fields": inverter.fields,
         }
@@ -373,8 +350,8 @@ def _describe_attacker(cfg, audit, inverter, dim: int) -> dict[str, Any]:
     }
 
 
-def _examples(victims: StoreBatch, examples: dict, audit: dict) -> list[dict[str, str]]:
-    n = min(int(audit["num_examples"]), len(victims))
+def _examples(victims: StoreBatch, examples: dict, num_examples: int) -> list[dict[str, str]]:
+    n = min(num_examples, len(victims))
     out = []
     for i in range(n):
         row = {"stored": victims.documents[i] if victims.documents else "(vector only)"}
@@ -400,6 +377,6 @@ def _log(tracker, rows, figs, audit, victims, examples) -> None:
     for key, path in figs.items():
         if path is not None:
             tracker.log_image(f"plots/{key}", path)
-    if audit["log_examples"]:
-        shown = _examples(victims, examples, {**audit, "num_examples": audit["num_examples"]})
+    if audit.log_examples:
+        shown = _examples(victims, examples, audit.num_examples)
         tracker.log_table("examples", list(shown[0]), shown)

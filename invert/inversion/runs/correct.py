@@ -8,16 +8,13 @@ beam, beside the nearest-neighbour and bag-of-words (arXiv 2004.00053) baselines
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
 
-from invert.data.pairs import embed_split
-from invert.data.splits import prepare_corpus
+from invert.configs import BagOfWordsConfig, CorrectionConfig, from_mapping
 from invert.embedders.base import Embedder
 from invert.errors import DimensionMismatchError
 from invert.inversion.correction import correct
@@ -28,10 +25,14 @@ from invert.inversion.correction_data import (
     inverter_hypotheses,
 )
 from invert.inversion.metrics import reconstruction_metrics
-from invert.models.bag_of_words import BagOfWordsInverter
+from invert.inversion.runs.preamble import (
+    data_for,
+    embedded_splits,
+    fit_bag_of_words,
+    nearest_neighbour,
+)
 from invert.models.loading import build_corrector, load_inverter
-from invert.models.nearest_neighbour import NearestNeighbourInverter
-from invert.reporting.tracking import build_tracker, save_json
+from invert.reporting.run_context import open_run
 from invert.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         ``{"metrics": {method: {...}}, "mean_cosine_by_step": [...], "train": {...},
         "corrector_path": str}``; also written to ``results.json`` and printed as JSON.
     """
-    run_dir = Path(cfg["paths"]["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = open_run(cfg)
+    run_dir = run.run_dir
     inverter = load_inverter(cfg["inverter_path"])
     embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
     if embedder.dim != inverter.config.embedder_dim:
@@ -58,20 +59,18 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
             f"embedder {embedder.name} gives dim {embedder.dim}, the inverter was trained on "
             f"{inverter.config.embedder_name} (dim {inverter.config.embedder_dim}); set embedder=..."
         )
-    data = {**cfg["data"], "max_tokens": inverter.config.max_text_tokens}
-    splits = prepare_corpus(tokenizer=inverter.tokenizer, **data)
-    train = embed_split(splits["train"], embedder, data["name"], "train", data["max_tokens"])
-    held = embed_split(
-        splits[cfg["split"]], embedder, data["name"], cfg["split"], data["max_tokens"]
-    )
-    opts, evaluation = cfg["correct"], cfg["eval"]
-    n_train = opts.get("train_examples") or len(train)
+    data = data_for(inverter, cfg["inverter_path"], cfg.get("data"))
+    pairs = embedded_splits(data, embedder, inverter.tokenizer, dict.fromkeys(("train", cfg["split"])))
+    train, held = pairs["train"], pairs[cfg["split"]]
+    opts = from_mapping(CorrectionConfig, cfg["correct"], "correct")
+    evaluation = cfg["eval"]
+    n_train = opts.train_examples or len(train)
     examples = inverter_hypotheses(
         inverter,
         embedder,
         train.texts[:n_train],
         train.embeddings[:n_train],
-        num_beams=opts["hypothesis_beams"],
+        num_beams=opts.hypothesis_beams,
         batch_size=evaluation["batch_size"],
     )
     corrector = build_corrector(inverter, **cfg["corrector"])
@@ -83,7 +82,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         "seconds": round(result.seconds, 1),
         "pairs": len(examples),
     }
-    if opts.get("second_round_steps"):
+    if opts.second_round_steps:
         examples = examples + corrector_round(
             examples, corrector, embedder, evaluation["batch_size"]
         )
@@ -91,7 +90,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
             **{
                 **cfg["train"],
                 "output_dir": str(run_dir / "train_round2"),
-                "max_steps": opts["second_round_steps"],
+                "max_steps": opts.second_round_steps,
                 "seed": train_cfg.seed + 1,
             }
         )
@@ -112,23 +111,13 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         seconds[name] = time.perf_counter() - start
         return out
 
-    nn = NearestNeighbourInverter(train.texts, train.embeddings, embedder.name)
+    nn = nearest_neighbour(train, embedder)
     predictions["nearest_neighbour"] = timed("nearest_neighbour", lambda: nn.invert(targets))
-    bow_cfg = cfg["bow"]
-    bow = BagOfWordsInverter.build(
-        train.texts,
-        embedder.dim,
-        bow_cfg["hidden_dim"],
-        bow_cfg["max_vocabulary"],
-        embedder.name,
-        cfg["seed"],
-    )
-    bow.fit(
-        train.texts, train.embeddings, epochs=bow_cfg["epochs"], lr=bow_cfg["lr"], seed=cfg["seed"]
-    )
-    predictions["bag_of_words"] = bow.generate_texts(targets, top_k=bow_cfg.get("top_k"))
-    steps = sorted(set(opts["eval_steps"]))
-    common = dict(early_stop_cosine=opts["early_stop_cosine"], batch_size=evaluation["batch_size"])
+    bow_cfg = from_mapping(BagOfWordsConfig, cfg["bow"], "bow")
+    bow = fit_bag_of_words(train, embedder, bow_cfg, run.seed)
+    predictions["bag_of_words"] = bow.generate_texts(targets, bow_cfg.threshold, bow_cfg.top_k)
+    steps = sorted(set(opts.steps))
+    common = dict(early_stop_cosine=opts.early_stop_cosine, batch_size=evaluation["batch_size"])
     greedy = timed(
         "corrector",
         lambda: correct(
@@ -143,7 +132,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     )
     for s in steps:
         predictions[f"corrector_{s}_steps"] = greedy.texts_by_step[s]
-    width = opts["sequence_beam_width"]
+    width = opts.sequence_beam_width
     beam = timed(
         "corrector_beam",
         lambda: correct(
@@ -153,7 +142,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
             embedder,
             num_steps=max(steps),
             sequence_beam_width=width,
-            num_candidates=opts["num_candidates"],
+            num_candidates=opts.num_candidates,
             show_progress=True,
             **common,
         ),
@@ -178,10 +167,4 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         "train": train_summary,
         "corrector_path": str(corrector_path),
     }
-    options = {k: v for k, v in cfg["logger"].items() if k != "kind"}
-    tracker = build_tracker(cfg["logger"]["kind"], run_dir, config=cfg, **options)
-    tracker.summary({f"{m}/{k}": v for m, values in metrics.items() for k, v in values.items()})
-    tracker.finish()
-    save_json(run_dir / "results.json", summary)
-    print(json.dumps(summary, indent=1, default=str))
-    return summary
+    return run.finish(summary, print_json=True)

@@ -12,37 +12,52 @@ data. Also reports how close the embedder-in-the-loop methods run to the encoder
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from hydra.utils import instantiate
 
-from invert.data.pairs import EmbeddedSplit, embed_split
-from invert.data.splits import prepare_corpus
+from invert.configs import (
+    BagOfWordsConfig,
+    CorrectionConfig,
+    SearchConfig,
+    ZeroShotConfig,
+    from_mapping,
+)
+from invert.data.pairs import EmbeddedSplit
 from invert.embedders.base import Embedder
 from invert.env import default_device
 from invert.errors import DimensionMismatchError, EmptyInputError
 from invert.inversion.correction import correct
+from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
+from invert.inversion.runs.preamble import (
+    SPLIT_KEYS,
+    data_for,
+    embedded_splits,
+    fit_bag_of_words,
+    head,
+    nearest_neighbour,
+)
 from invert.inversion.search.edit_search import guided_search
 from invert.inversion.search.zero_shot import zero_shot_invert
-from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.loading import load_corrector, load_inverter
-from invert.models.nearest_neighbour import NearestNeighbourInverter
 from invert.models.pretrained_lm import load_causal_lm, load_tokenizer
 from invert.reporting.plots import save_figure
+from invert.reporting.run_context import open_run
+from invert.reporting.tables import write_table
 from invert.reporting.tracking import build_tracker, save_json
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("corpus", "domain", "method", "bleu", "sentence_bleu", "token_f1", "exact_pct",
-           "cosine", "seconds_per_100", "encoder_bound_fraction", "n")  # fmt: skip
+           "cosine", "seconds_per_100", "encoder_bound_fraction", "n", "correction_steps")  # fmt: skip
 
 
 def encoder_rate(embedder: Embedder, texts: list[str], repeats: int = 2) -> float:
@@ -58,17 +73,19 @@ def encoder_rate(embedder: Embedder, texts: list[str], repeats: int = 2) -> floa
 def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
     """Builds the table for ``cfg`` (see ``conf/inversion_table.yaml``) in the run folder.
 
+    The in-domain corpus, its seed and split fractions come from the first inverter's folder
+    (``data.in_domain`` names another corpus); out-of-domain corpora are split the same way.
+
     Returns:
         ``{"rows": [...], "files": {...}, "encoder_texts_per_second": float}``; also writes
         ``table.md``, ``table.csv``, ``steps.png`` and ``results.json``.
     """
-    run_dir = Path(cfg["paths"]["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = open_run(cfg, tracker=False)
     embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
     inverters = {name: load_inverter(path) for name, path in cfg["inverters"].items()}
     if not inverters:
         raise EmptyInputError("inverters is empty; give at least one {regime: path}")
-    main = next(iter(inverters.values()))
+    first_name, main = next(iter(inverters.items()))
     for name, inv in inverters.items():
         if inv.config.embedder_dim != embedder.dim:
             raise DimensionMismatchError(
@@ -76,110 +93,130 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"{inv.config.embedder_dim}), the embedder {embedder.name} gives dim {embedder.dim}"
             )
     corrector = load_corrector(cfg["corrector_path"]) if cfg.get("corrector_path") else None
-    max_tokens = main.config.max_text_tokens
-    data = cfg["data"]
-    corpora = [(data["in_domain"], "in")] + [(c, "out") for c in data.get("out_of_domain") or []]
-    splits = {
-        name: prepare_corpus(name, max_tokens=max_tokens, tokenizer=main.tokenizer, seed=data["seed"],
-                             val_fraction=data["val_fraction"], test_fraction=data["test_fraction"],
-                             max_examples=data.get("max_examples"))
-        for name, _ in corpora
-    }  # fmt: skip
-    train = embed_split(splits[data["in_domain"]]["train"], embedder, data["in_domain"], "train", max_tokens)
+    trained_on = data_for(main, cfg["inverters"][first_name], None)
+    in_domain = cfg["data"]["in_domain"] or trained_on["name"]
+    corpora = [(in_domain, "in")] + [(c, "out") for c in cfg["data"]["out_of_domain"] or []]
+
+    def data_of(corpus: str) -> dict[str, Any]:
+        # Every corpus is split as the inverter's own was; only its training corpus keeps
+        # its corpus-specific arguments (a file path, a record count).
+        if corpus == trained_on["name"]:
+            return trained_on
+        return {k: trained_on[k] for k in SPLIT_KEYS if k in trained_on} | {"name": corpus}
+
+    train = embedded_splits(data_of(in_domain), embedder, main.tokenizer, ("train",))["train"]
     methods = _methods(cfg, embedder, inverters, corrector, train)
     rate = encoder_rate(embedder, train.texts[: int(cfg["encoder_rate_texts"])])
     rows, samples = [], []
     for corpus, domain in corpora:
-        held = embed_split(splits[corpus]["test"], embedder, corpus, "test", max_tokens)
-        held = EmbeddedSplit(held.texts[: cfg["n"]], held.embeddings[: cfg["n"]])
+        held = head(embedded_splits(data_of(corpus), embedder, main.tokenizer, ("test",))["test"],
+                    cfg["n"])  # fmt: skip
         logger.info("%s (%s-domain): %d held-out texts", corpus, domain, len(held.texts))
-        for run in methods.values():
+        for method in methods.values():
             start = time.perf_counter()
-            outputs = run(held.embeddings)
+            outputs = method(held.embeddings)
             seconds = time.perf_counter() - start
-            for name, (texts, embedded, timed) in outputs.items():
-                metrics, per_example = reconstruction_metrics(texts, held.texts, held.embeddings, embedder)
-                took = seconds if timed else None
-                rows.append(_row(corpus, domain, name, metrics, took, len(held.texts), embedded, rate))
+            for name, out in outputs.items():
+                metrics, per_example = reconstruction_metrics(out.texts, held.texts, held.embeddings, embedder)
+                took = seconds if out.timed else None
+                rows.append(_row(corpus, domain, name, metrics, took, len(held.texts), out, rate))
                 if domain == "in" and cfg.get("log_samples"):
                     samples += [[corpus, name, r["target"], r["prediction"], r["cosine"]] for r in per_example[:5]]
-    files = _write(rows, run_dir)
+    files = _write(rows, run.run_dir)
     summary = {"rows": rows, "files": {k: str(v) for k, v in files.items()},
-               "encoder_texts_per_second": rate}  # fmt: skip
-    save_json(run_dir / "results.json", summary)
-    _log(cfg, run_dir, rows, files, samples)
+               "encoder_texts_per_second": rate, "data": trained_on}  # fmt: skip
+    save_json(run.run_dir / "results.json", summary)
+    _log(cfg, run.run_dir, rows, files, samples)
     print(files["markdown"].read_text())
     return summary
 
 
-# target embeddings -> {row name: (texts, texts embedded or None, timed)}; "timed" is False for
-# rows read off a longer run (5 steps out of a 20-step run), which get no time of their own.
-Outputs = dict[str, tuple[list[str], int | None, bool]]
-Method = Callable[[torch.Tensor], Outputs]
+class Output(NamedTuple):
+    """One row's reconstructions.
+
+    Attributes:
+        texts: One per held-out text.
+        embedded: Texts the method embedded (None: no embedder in the loop).
+        timed: False for rows read off a longer run (5 steps out of a 20-step run), which get
+            no time of their own.
+        steps: Correction steps behind the row (0: the inverter alone; None: no correction).
+    """
+
+    texts: list[str]
+    embedded: int | None
+    timed: bool
+    steps: int | None = None
+
+
+# target embeddings -> {row name: its reconstructions}
+Outputs = dict[str, Output]
+RowMaker = Callable[[torch.Tensor], Outputs]
 
 
 def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
-             corrector: Any, train: EmbeddedSplit) -> dict[str, Method]:  # fmt: skip
+             corrector: Any, train: EmbeddedSplit) -> dict[str, RowMaker]:  # fmt: skip
     """The table's methods, by name (see ``Outputs``)."""
-    methods: dict[str, Method] = {}
-    bow_cfg, bow = cfg["bow"], None
-    if bow_cfg.get("enabled", True):
-        bow = BagOfWordsInverter.build(train.texts, embedder.dim, bow_cfg["hidden_dim"],
-                                       bow_cfg["max_vocabulary"], embedder.name, cfg["seed"])  # fmt: skip
-        bow.fit(train.texts, train.embeddings, epochs=bow_cfg["epochs"], lr=bow_cfg["lr"], seed=cfg["seed"])
-        methods["bag_of_words"] = lambda e: {"bag_of_words": (bow.generate_texts(e), None, True)}
-    nn = NearestNeighbourInverter(train.texts, train.embeddings, embedder.name)
-    methods["nearest_neighbour"] = lambda e: {"nearest_neighbour": (nn.invert(e), None, True)}
-    zs = cfg["zero_shot"]
-    if zs.get("enabled"):
-        lm, tok = load_causal_lm(zs["lm"]).to(default_device()), load_tokenizer(zs["lm"])
-        zs_args = {k: zs[k] for k in ("beam_width", "top_k", "block_size", "max_tokens")}
+    methods: dict[str, RowMaker] = {}
+    bow_cfg, bow = from_mapping(BagOfWordsConfig, cfg["bow"], "bow"), None
+    if bow_cfg.enabled:
+        bow = fit_bag_of_words(train, embedder, bow_cfg, cfg["seed"])
+        methods["bag_of_words"] = lambda e: {
+            "bag_of_words": Output(bow.generate_texts(e, bow_cfg.threshold, bow_cfg.top_k), None, True)
+        }
+    nn = nearest_neighbour(train, embedder)
+    methods["nearest_neighbour"] = lambda e: {Method.NEAREST_NEIGHBOUR: Output(nn.invert(e), None, True)}
+    zs = from_mapping(ZeroShotConfig, cfg["zero_shot"], "zero_shot")
+    if zs.enabled:
+        lm, tok = load_causal_lm(zs.lm).to(default_device()), load_tokenizer(zs.lm)
+        zs_args = {k: getattr(zs, k) for k in ("beam_width", "top_k", "block_size", "max_tokens")}
 
         def zero_shot(e: torch.Tensor) -> Outputs:
             res = zero_shot_invert(e, embedder, lm, tok, show_progress=True, **zs_args)
-            return {"zero_shot_search": (res.texts, res.embedded_texts, True)}
+            return {"zero_shot_search": Output(res.texts, res.embedded_texts, True)}
 
         methods["zero_shot"] = zero_shot
     batch = int(cfg["batch_size"])
     for regime, inverter in inverters.items():
         methods[f"inverter_{regime}"] = lambda e, inv=inverter, r=regime: {
-            f"inverter_{r}_0_steps": (inv.generate_texts(e, batch_size=batch, show_progress=True), None, True)
+            f"inverter_{r}_0_steps": Output(inv.generate_texts(e, batch_size=batch, show_progress=True), None, True, 0)
         }
-    search = cfg.get("search") or {}
-    if search.get("enabled"):
-        rounds = sorted(set(int(r) for r in search["rounds"]))
+    # conf/inversion_table.yaml composes the search group; `search=null` leaves the row out.
+    if cfg.get("search") is not None:
+        search = from_mapping(SearchConfig, cfg["search"], "search")
+        rounds = sorted(set(search.report_rounds or [search.num_rounds]))
         first = next(iter(inverters.values()))
 
         def guided(e: torch.Tensor) -> Outputs:
             hyps = first.generate_texts(e, batch_size=batch, show_progress=True)
-            res = guided_search(e, embedder, hyps, nn, bow, {**search, "num_rounds": max(rounds)},
+            res = guided_search(e, embedder, hyps, nn, bow,
+                                dataclasses.replace(search, num_rounds=max(rounds)),
                                 show_progress=True, inverter=first)  # fmt: skip
             # One R-round run holds every shorter run's result (the best never falls back).
-            out = {f"guided_search_{r}_rounds": (res.texts_by_round[r], None, False)
+            out = {f"guided_search_{r}_rounds": Output(res.texts_by_round[r], None, False)
                    for r in rounds if r < max(rounds)}  # fmt: skip
-            return out | {f"guided_search_{max(rounds)}_rounds": (res.texts, res.embedded_texts, True)}
+            return out | {f"guided_search_{max(rounds)}_rounds": Output(res.texts, res.embedded_texts, True)}
 
         methods["guided_search"] = guided
     if corrector is not None:
         main = next(iter(inverters.values()))
-        corr = cfg["correct"]
-        steps = sorted(set(corr["steps"]))
+        corr = from_mapping(CorrectionConfig, cfg["correct"], "correct")
+        steps = sorted(set(corr.steps))
 
         def corrected(e: torch.Tensor) -> Outputs:
             res = correct(e, main, corrector, embedder, num_steps=max(steps),
-                          early_stop_cosine=corr["early_stop_cosine"], batch_size=batch,
+                          early_stop_cosine=corr.early_stop_cosine, batch_size=batch,
                           show_progress=True)  # fmt: skip
             # One N-step run holds every shorter run's result (stopping only looks back).
-            out = {f"corrector_{s}_steps": (res.texts_by_step[s], None, False) for s in steps if s > 0}
-            return out | {f"corrector_{max(steps)}_steps": (res.texts, res.embedded_texts, True)}
+            out = {f"corrector_{s}_steps": Output(res.texts_by_step[s], None, False, s) for s in steps if s > 0}
+            return out | {f"corrector_{max(steps)}_steps": Output(res.texts, res.embedded_texts, True, max(steps))}
 
         def beam(e: torch.Tensor) -> Outputs:
-            width = corr["sequence_beam_width"]
+            width = corr.sequence_beam_width
             res = correct(e, main, corrector, embedder, num_steps=max(steps),
-                          sequence_beam_width=width, num_candidates=corr["num_candidates"],
-                          early_stop_cosine=corr["early_stop_cosine"], batch_size=batch,
+                          sequence_beam_width=width, num_candidates=corr.num_candidates,
+                          early_stop_cosine=corr.early_stop_cosine, batch_size=batch,
                           show_progress=True)  # fmt: skip
-            return {f"corrector_beam{width}_{max(steps)}_steps": (res.texts, res.embedded_texts, True)}
+            return {f"corrector_beam{width}_{max(steps)}_steps": Output(res.texts, res.embedded_texts, True, max(steps))}
 
         methods["corrector"] = corrected
         methods["corrector_beam"] = beam
@@ -187,35 +224,22 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
 
 
 def _row(corpus: str, domain: str, method: str, metrics: dict[str, float], seconds: float | None,
-         n: int, embedded: int | None, rate: float) -> dict[str, Any]:  # fmt: skip
+         n: int, out: Output, rate: float) -> dict[str, Any]:  # fmt: skip
     # Embedder-bound rate: the time the encoder alone needs for every text this method
     # embedded, over the time the method took. Rows without the embedder in the loop: None.
-    fraction = (embedded / rate) / seconds if embedded and seconds else None
+    fraction = (out.embedded / rate) / seconds if out.embedded and seconds else None
     return {
         "corpus": corpus, "domain": domain, "method": method, "bleu": metrics["bleu"],
         "sentence_bleu": metrics["sentence_bleu"], "token_f1": metrics["token_f1"],
         "exact_pct": 100 * metrics["exact"], "cosine": metrics.get("cosine"),
         "seconds_per_100": 100 * seconds / n if seconds is not None else None,
-        "encoder_bound_fraction": fraction, "n": n,
+        "encoder_bound_fraction": fraction, "n": n, "correction_steps": out.steps,
     }  # fmt: skip
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
 def _write(rows: list[dict[str, Any]], run_dir: Path) -> dict[str, Path]:
-    files = {"markdown": run_dir / "table.md", "csv": run_dir / "table.csv"}
-    with files["csv"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
-    files["markdown"].write_text("\n".join(lines) + "\n")
-    if any(r["method"].startswith("corrector_") for r in rows):
+    files = write_table(rows, run_dir, columns=COLUMNS)
+    if any(r["correction_steps"] for r in rows):  # a corrector ran (0: the inverter alone)
         files["plot"] = plot_metrics_by_step(rows, run_dir / "steps.png")
     return files
 
@@ -228,11 +252,10 @@ def plot_metrics_by_step(rows: list[dict[str, Any]], path: Path) -> Path:
     axes = fig.subplots(1, 3)
     for corpus in dict.fromkeys(r["corpus"] for r in rows):
         mine = {r["method"]: r for r in rows if r["corpus"] == corpus}
-        points = sorted(
-            (int(m.split("_")[1]), r) for m, r in mine.items()
-            if m.startswith("corrector_") and m.split("_")[1].isdigit()
-        )  # fmt: skip
-        zero = next((r for m, r in mine.items() if m.endswith("_0_steps")), None)
+        # The first inverter's 0-step row, then the greedy corrector's rows by step.
+        points = sorted((r["correction_steps"], r) for r in mine.values()
+                        if r["correction_steps"] and not r["method"].startswith("corrector_beam"))
+        zero = next((r for r in mine.values() if r["correction_steps"] == 0), None)
         points = ([(0, zero)] if zero else []) + points
         for ax, key in zip(axes, ("bleu", "token_f1", "cosine"), strict=True):
             ax.plot([s for s, _ in points], [r[key] or 0 for _, r in points], marker="o", label=corpus)

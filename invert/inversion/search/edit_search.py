@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from invert.configs import SearchConfig, from_mapping
 from invert.data.text import word_tokens
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
@@ -88,12 +89,12 @@ def edit_search(
     embedder: Embedder,
     seeds: Sequence[Sequence[str]],
     proposal_words: Sequence[Sequence[str]],
-    num_rounds: int = 8,
-    edits_per_round: int = 48,
-    beam_width: int = 2,
+    num_rounds: int = SearchConfig.num_rounds,
+    edits_per_round: int = SearchConfig.edits_per_round,
+    beam_width: int = SearchConfig.beam_width,
     max_words: int = 48,
-    early_stop_cosine: float | None = 0.99,
-    seed: int = 0,
+    early_stop_cosine: float | None = SearchConfig.early_stop_cosine,
+    seed: int = SearchConfig.seed,
     show_progress: bool = False,
     proposer: Proposer | None = None,
     word_prior: WordPrior | None = None,
@@ -300,57 +301,53 @@ def guided_search(
     hypotheses: Sequence[str] | None,
     baseline: NearestNeighbourInverter | None,
     bag_of_words: BagOfWordsInverter | None,
-    search: Mapping[str, Any],
+    search: SearchConfig | Mapping[str, Any] | None = None,
     show_progress: bool = False,
     inverter: PreTrainedModel | None = None,
 ) -> EditSearchResult:
     """:func:`edit_search` seeded by an inverter, retrieval and a bag-of-words guess.
 
-    With ``inverter`` given (and ``search["inverter_edits"] > 0``), the trained inverter also
+    With ``inverter`` given (and ``search.inverter_edits > 0``), the trained inverter also
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
-    (:class:`invert.inversion.search.inverter_edits.InverterEditProposer`). With ``search["gradient_edits"] > 0``
-    the embedder's own gradient proposes that many one-word swaps and insertions over its whole
-    vocabulary (:class:`invert.inversion.search.embedder_edits.EmbedderGradientProposer`; no trained model).
+    (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`). With
+    ``search.gradient_edits > 0`` the embedder's own gradient proposes that many one-word swaps
+    and insertions over its whole vocabulary
+    (:class:`~invert.inversion.search.embedder_edits.EmbedderGradientProposer`; no trained model).
 
     Args:
         embeddings: ``[n, dim]`` targets.
         embedder: The real embedder.
         hypotheses: One inverter text per target (None: retrieval seeds only).
-        baseline: Nearest-neighbour index whose ``search["nn_seeds"]`` closest texts join the
+        baseline: Nearest-neighbour index whose ``search.nn_seeds`` closest texts join the
             seeds (None: none).
-        bag_of_words: Proposes its ``search["proposal_words"]`` likeliest words per target,
+        bag_of_words: Proposes its ``search.proposal_words`` likeliest words per target,
             and its ``bow_seed_words`` likeliest joined into one more seed (0: no such seed);
             without it, the seeds' own words are the proposals.
-        search: ``num_rounds``, ``edits_per_round``, ``beam_width``, ``nn_seeds``,
-            ``proposal_words``, ``bow_seed_words``, ``inverter_edits``, ``gradient_edits``,
-            ``gradient_insertions``, ``seed``, ``word_prior_weight``, ``early_stop_cosine``
-            and ``weighted_proposals`` (defaults 6, 16, 1, 4, 24, 8, 8, 0, 1, 0, 0, 0.99,
-            false; None: never stop early; true: random edits draw proposal words in
-            proportion to their bag-of-words probability rather than uniformly). A
-            positive ``word_prior_weight`` adds that times the expected token F1 under the
-            bag-of-words model's word probabilities to the score that picks kept texts
-            (:class:`WordPrior`).
+        search: A :class:`~invert.configs.SearchConfig` (or a mapping of its keys; None: its
+            defaults).
         show_progress: Progress bar over rounds.
         inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
+
+    Raises:
+        UnknownConfigKeyError: ``search`` has a key SearchConfig does not define.
     """
+    search = from_mapping(SearchConfig, search, "search")
     n = len(embeddings)
     seeds: list[list[str]] = [[h] for h in hypotheses] if hypotheses is not None else [[] for _ in range(n)]
-    k = int(search.get("nn_seeds", 4))
-    if baseline is not None and k > 0:
-        neighbours = baseline.invert(embeddings, k=k)
+    if baseline is not None and search.nn_seeds > 0:
+        neighbours = baseline.invert(embeddings, k=search.nn_seeds)
         for row, near in zip(seeds, neighbours, strict=True):
             row.extend([near] if isinstance(near, str) else near)
     weights = None
     if bag_of_words is not None:
-        num_words = int(search.get("proposal_words", 24))
-        if search.get("weighted_proposals", False):
-            words, weights = bag_of_words.top_words(embeddings, num_words)
+        if search.weighted_proposals:
+            words, weights = bag_of_words.top_words(embeddings, search.proposal_words)
         else:
-            words = bag_of_words.predict_words(embeddings, top_k=num_words)
+            words = bag_of_words.predict_words(embeddings, top_k=search.proposal_words)
         # The likeliest words as one more seed: an unordered guess that often starts closer
         # to the target than a weak inverter's sentence, and that the edits then order.
-        if (top := int(search.get("bow_seed_words", 8))) > 0:
+        if (top := search.bow_seed_words) > 0:
             for row, guess in zip(seeds, words, strict=True):
                 row.append(" ".join(guess[:top]))
     else:
@@ -358,29 +355,25 @@ def guided_search(
     # A blank hypothesis from an untrained inverter must not leave an example with no seed.
     seeds = [row if any(t.strip() for t in row) else [" ".join(w[:8]) or "the"]
              for row, w in zip(seeds, words, strict=True)]  # fmt: skip
-    num_edits = int(search.get("inverter_edits", 8))
     proposer = None
-    if inverter is not None and num_edits > 0:
+    if inverter is not None and search.inverter_edits > 0:
         proposer = InverterEditProposer(
-            inverter, embeddings, num_edits,
-            words=words if search.get("inverter_places_words", True) else None,
-            mixed_precision=str(search.get("mixed_precision", "no")),
+            inverter, embeddings, search.inverter_edits,
+            words=words if search.inverter_places_words else None,
+            mixed_precision=search.mixed_precision,
         )  # fmt: skip
     gradient = None
-    if (num_gradient := int(search.get("gradient_edits", 0))) > 0:
+    if search.gradient_edits > 0:
         gradient = EmbedderGradientProposer(
-            embedder, embeddings, num_gradient, insertions=int(search.get("gradient_insertions", 1)),
-            seed=int(search.get("seed", 0)),
+            embedder, embeddings, search.gradient_edits, insertions=search.gradient_insertions,
+            seed=search.seed,
         )  # fmt: skip
     prior = None
-    if bag_of_words is not None and (weight := float(search.get("word_prior_weight", 0.0))) > 0:
-        prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, weight)
+    if bag_of_words is not None and search.word_prior_weight > 0:
+        prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, search.word_prior_weight)
     return edit_search(
         embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient),
-        word_prior=prior, proposal_weights=weights,
-        num_rounds=int(search.get("num_rounds", 6)),
-        edits_per_round=int(search.get("edits_per_round", 16)),
-        beam_width=int(search.get("beam_width", 1)),
-        early_stop_cosine=search.get("early_stop_cosine", 0.99),
-        seed=int(search.get("seed", 0)), show_progress=show_progress,
+        word_prior=prior, proposal_weights=weights, num_rounds=search.num_rounds,
+        edits_per_round=search.edits_per_round, beam_width=search.beam_width,
+        early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
     )  # fmt: skip

@@ -75,7 +75,7 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     Args:
         cfg: Plain dict (``OmegaConf.to_container(cfg, resolve=True)``) with ``probe``
-            (``conf/probe/capacity_*.yaml``), ``logger`` and ``paths.output_dir``. With
+            (``conf/capacity_probe/*.yaml``), ``logger`` and ``paths.output_dir``. With
             ``probe.collect_from`` set, no cell trains: the cells of every ``capacity.json``
             below that folder (a multirun sweep) are summarized instead.
 

@@ -17,7 +17,6 @@ tables go to the tracker; training text goes to W&B only with ``log_examples: tr
 from __future__ import annotations
 
 import contextlib
-import csv
 import gc
 import json
 import logging
@@ -47,6 +46,8 @@ from invert.memorization.unintended import (
     summarize_unintended,
     unintended_bits,
 )
+from invert.reporting.run_context import flatten_metrics
+from invert.reporting.tables import write_table
 from invert.reporting.tracking import Tracker, build_tracker, save_json
 from invert.training import Trainer, TrainerConfig
 
@@ -236,24 +237,12 @@ def evaluate_model(
     return metrics, artifacts
 
 
-def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Scalar leaves as ``a/b/c`` keys (lists such as per-canary rows are left out)."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "/"))
-        elif isinstance(value, bool | int | float) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
-
-
 def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
     """Builds, optionally fine-tunes and audits the target model(s) described by ``cfg``.
 
     Args:
         cfg: Plain dict of the composed Hydra config: ``probe`` (the audit settings, see
-            ``conf/probe/audit_tiny.yaml``), ``logger``, ``paths.output_dir`` and ``seed``.
+            ``conf/memorization_probe/tiny.yaml``), ``logger``, ``paths.output_dir`` and ``seed``.
 
     Returns:
         ``{"config", "corpus", "regimes": {regime: metrics}, "table", "headline"}``; also written
@@ -310,8 +299,8 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
             metrics["eval_seconds"] = time.perf_counter() - eval_start
             metrics["wall_seconds"] = time.perf_counter() - start
             results[regime] = metrics
-            tracker.log(flatten(metrics, f"{regime}/"), step=offset)
-            logger.info("%s: %s", regime, json.dumps(flatten(metrics), default=str)[:400])
+            tracker.log(flatten_metrics(metrics, f"{regime}/", scalars_only=True), step=offset)
+            logger.info("%s: %s", regime, json.dumps(flatten_metrics(metrics, scalars_only=True), default=str)[:400])
             del model
             gc.collect()  # a fine-tuned copy of a 135M model should not outlive its regime
         out = _report(cfg, probe, corpus, results, artifacts, run_dir, tracker, started)
@@ -432,20 +421,5 @@ def comparison_rows(results: dict[str, Any], probe: dict[str, Any]) -> list[dict
 
 def write_comparison(rows: list[dict[str, Any]], run_dir: Path) -> dict[str, Path]:
     """Writes the table as ``comparison.csv`` and ``comparison.md`` in ``run_dir``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    columns = list(rows[0])
-    csv_path, md_path = run_dir / "comparison.csv", run_dir / "comparison.md"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "n/a" if not math.isfinite(value) else f"{value:.4g}"
-        return "n/a" if value is None else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
-    md_path.write_text("\n".join(lines) + "\n")
-    return {"comparison_csv": csv_path, "comparison_md": md_path}
+    files = write_table(rows, run_dir, stem="comparison", digits=4)
+    return {"comparison_csv": files["csv"], "comparison_md": files["markdown"]}

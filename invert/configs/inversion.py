@@ -1,0 +1,130 @@
+"""Typed configs of the inversion path: the bag-of-words proposer, the searches, correction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The embedder-guided search rows the evaluation can report.
+SEARCH_ROWS = ("bag_of_words_search", "inverter_search", "guided_search")
+
+
+@dataclass
+class BagOfWordsConfig:
+    """The bag-of-words model (Song & Raghunathan 2020, arXiv 2004.00053).
+
+    Attributes:
+        enabled: Fit it (the searches' word proposer and a baseline row).
+        hidden_dim: Width of its one hidden layer.
+        max_vocabulary: Most frequent training words it can predict.
+        epochs: Passes over the training pairs.
+        lr: Adam learning rate.
+        top_k: Its baseline row's word count (None: the words above ``threshold``).
+        threshold: Probability above which a word enters the baseline row.
+    """
+
+    enabled: bool = True
+    hidden_dim: int = 512
+    max_vocabulary: int = 8000
+    epochs: int = 10
+    lr: float = 2e-3
+    top_k: int | None = None
+    threshold: float = 0.3
+
+
+@dataclass
+class SearchConfig:
+    """The embedder-guided word-edit search (:func:`invert.inversion.search.guided_search`).
+
+    Each round tries every one-word deletion, ``edits_per_round`` random edits with the
+    bag-of-words model's ``proposal_words`` likeliest words, the embedder's ``gradient_edits``
+    best one-word swaps and insertions (HotFlip, arXiv 1712.06751) and the inverter's
+    ``inverter_edits`` likeliest token fixes; the real embedder keeps what it scores closest.
+
+    Attributes:
+        rows: Which search rows the evaluation reports (see ``SEARCH_ROWS``):
+            ``inverter_search`` (seeded by the inverter and the word guess, no retrieval),
+            ``bag_of_words_search`` (the same without the inverter: its ablation) and
+            ``guided_search`` (adds the ``nn_seeds`` nearest training texts).
+        num_rounds: Edit rounds.
+        report_rounds: Rounds after which the domain table reports a row (None: the last).
+        edits_per_round: Random edits per kept text per round.
+        gradient_edits: The embedder's best swaps and insertions per kept text (0: none, e.g.
+            for an embedder without gradients such as stored vectors).
+        gradient_insertions: Word gaps per kept text where the gradient proposes insertions.
+        beam_width: Texts kept per example.
+        nn_seeds: Nearest training texts added as seeds (guided_search).
+        proposal_words: Bag-of-words words the random edits draw from.
+        weighted_proposals: Draw them by bag-of-words probability instead of uniformly.
+        bow_seed_words: The likeliest words joined into one more seed (0: none).
+        inverter_edits: The inverter's likeliest token fixes per kept text (0: it only seeds).
+        inverter_places_words: The inverter also proposes where to place proposal words.
+        early_stop_cosine: An example stops once its best cosine reaches this (None: never).
+        word_prior_weight: > 0 scores kept texts by cosine + this x expected token F1 under
+            the bag-of-words probabilities (fewer filler words that embed close).
+        mixed_precision: ``no`` or ``bf16`` for the inverter's proposal passes.
+        seed: Seed of the random edits.
+        bow: The bag-of-words model the search proposes words with.
+    """
+
+    rows: list[str] = field(default_factory=lambda: list(SEARCH_ROWS))
+    num_rounds: int = 6
+    report_rounds: list[int] | None = None
+    edits_per_round: int = 8
+    gradient_edits: int = 16
+    gradient_insertions: int = 1
+    beam_width: int = 1
+    nn_seeds: int = 4
+    proposal_words: int = 24
+    weighted_proposals: bool = False
+    bow_seed_words: int = 8
+    inverter_edits: int = 8
+    inverter_places_words: bool = True
+    early_stop_cosine: float | None = 0.99
+    word_prior_weight: float = 0.0
+    mixed_precision: str = "no"
+    seed: int = 0
+    bow: BagOfWordsConfig = field(default_factory=BagOfWordsConfig)
+
+
+@dataclass
+class CorrectionConfig:
+    """vec2text's iterative correction (Morris et al. 2023, arXiv 2310.06816, §3).
+
+    Attributes:
+        steps: Correction steps reported (one run of the largest holds the shorter ones).
+        sequence_beam_width: Texts kept per example in the beam row.
+        num_candidates: Corrector samples per kept text per step in the beam row.
+        early_stop_cosine: An example stops once its best cosine reaches this.
+        train_examples: Training pairs to generate hypotheses for (None: all).
+        hypothesis_beams: Beam width of the inverter's hypotheses.
+        second_round_steps: > 0 adds the corrector's own outputs and trains this much more.
+    """
+
+    steps: list[int] = field(default_factory=lambda: [0, 1, 5, 20])
+    sequence_beam_width: int = 4
+    num_candidates: int = 4
+    early_stop_cosine: float = 0.99
+    train_examples: int | None = None
+    hypothesis_beams: int = 1
+    second_round_steps: int = 0
+
+
+@dataclass
+class ZeroShotConfig:
+    """Zero-shot search with a pretrained LM and no trained inverter.
+
+    Attributes:
+        enabled: Report the row.
+        lm: The causal LM (a packaged name, a folder or a hub id).
+        beam_width: Texts kept per step.
+        top_k: Next tokens the LM proposes per kept text.
+        block_size: Tokens added per step.
+        max_tokens: Length limit of the texts.
+    """
+
+    enabled: bool = True
+    lm: str = "smollm2"
+    beam_width: int = 4
+    top_k: int = 8
+    block_size: int = 2
+    max_tokens: int = 32
