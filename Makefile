@@ -11,13 +11,13 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
-quickstart: setup  ## train + evaluate the default inverter (~20 min on 2 CPU cores)
+quickstart: setup  ## train + evaluate the default inverter (sized for 20 minutes on 2 CPU cores)
 	$(PY) experiments/train_inverter.py experiment=quickstart
 
-test: setup  ## the fast suite (tiny models, a few minutes on 2 cores)
+test: setup  ## the fast suite: tiny models and data, in-process
 	$(PY) -m pytest -q
 
-test-slow: setup  ## real models and long runs
+test-slow: setup  ## the second tier: notebooks, torchrun, Hydra subprocesses, the packaged LM
 	$(PY) -m pytest -q -m slow
 
 lint: setup

@@ -36,3 +36,15 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection fails the test: "fails fast" means "never tries the network"."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"tried the network: {args[1:] or kwargs}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

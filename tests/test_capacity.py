@@ -150,7 +150,7 @@ def tiny_grid(tmp_path_factory):
 
 def test_parallel_workers_give_the_same_cells(tmp_path, tiny_grid):
     _, _, sequential = tiny_grid
-    _, parallel = _tiny_grid(tmp_path, "+probe.workers=2")
+    _, parallel = _tiny_grid(tmp_path, "probe.workers=2")
     # Cells are seeded, one thread each: two worker processes must reproduce them exactly,
     # reported in the same (params, N) order whatever order they finish in.
     key = lambda c: (c["model"], c["n_sequences"], c["steps"], round(c["memorized_bits"], 6))  # noqa: E731

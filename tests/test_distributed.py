@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# torchrun and accelerate launch subprocesses: the second tier, which CI also runs.
+pytestmark = pytest.mark.slow
+
 TESTS_DIR = Path(__file__).resolve().parent
 
 WORKER = textwrap.dedent(
@@ -120,7 +123,6 @@ def test_both_ranks_run_in_one_gloo_group(two_rank_run):
         assert rank["world"] == 2 and rank["steps"] == 10
         assert "MULTI_CPU" in rank["distributed_type"] and rank["backend"] == "gloo"
     assert ranks[0]["first_batch"] != ranks[1]["first_batch"]  # each rank trained on its shard
-    assert seconds < 90
 
 
 def test_ranks_end_with_identical_trained_weights(two_rank_run):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import time
 
 import numpy as np
 import pytest
@@ -254,13 +253,9 @@ def test_build_embedder_returns_an_embedder_unchanged(minilm):
     ],
     ids=["sentence_transformer", "hf_pooling"],
 )
-def test_hub_id_offline_fails_fast_naming_minilm(offline, build):
-    import sentence_transformers  # noqa: F401  (import time is not what this test measures)
-
-    start = time.perf_counter()
+def test_hub_id_offline_fails_fast_naming_minilm(offline, no_network, build):
     with pytest.raises(HubUnavailableError) as err:
         build()
-    assert time.perf_counter() - start < 5
     assert "minilm" in str(err.value) and "INVERT_ALLOW_HUB=1" in str(err.value)
 
 

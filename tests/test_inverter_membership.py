@@ -19,7 +19,7 @@ from invert.privacy.inverter_membership import (
     run_inverter_membership,
 )
 from invert.training import Trainer, TrainerConfig
-from invert.training.trainer import seen_example_indices
+from invert.training.sampling import seen_example_indices
 
 NON_MEMBERS = [
     "green apples grow on trees",

@@ -1,9 +1,13 @@
-"""The privacy-audit notebook runs end to end on a CPU in under two minutes."""
+"""The privacy-audit notebook runs end to end on a CPU on tiny models."""
 
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+# A notebook kernel: the second tier (make test-slow), which CI also runs.
+pytestmark = pytest.mark.slow
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_privacy_audit.ipynb"
 

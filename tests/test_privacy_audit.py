@@ -149,6 +149,7 @@ def test_audit_refuses_wrong_dimension(setup, tmp_path):
         run_privacy_audit(_cfg(store, tmp_path), inverter=inverter, embedder=embedder)
 
 
+@pytest.mark.slow
 def test_hydra_entry_point_on_a_parquet_store(tmp_path):
     """experiments/privacy_audit.py end to end: MiniLM store, saved (untrained) inverter."""
     import os

@@ -302,3 +302,16 @@ def test_bf16_falls_back_to_fp32_where_only_emulated(tmp_path, fresh_accelerate_
     assert invert.env.native_bf16("cpu")
     assert invert.env.resolve_mixed_precision("bf16") == "bf16"
     assert invert.env.resolve_mixed_precision("no") == "no"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tiny_inverter_trains_on_cuda_in_bf16(tmp_path):
+    """The GPU tier (``pytest -m gpu`` on a machine with CUDA): same trainer, bf16 autocast."""
+    model = tiny_inverter("prefix_lm")
+    trainer = make_trainer(model, tmp_path, max_steps=30, lr=3e-3, warmup_steps=0,
+                           mixed_precision="bf16")  # fmt: skip
+    result = trainer.train()
+    losses = [h["train/loss"] for h in result.history if "train/loss" in h]
+    assert next(model.parameters()).is_cuda and trainer.config.mixed_precision == "bf16"
+    assert losses[-1] < losses[0]

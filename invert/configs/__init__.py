@@ -8,6 +8,7 @@ from invert.configs.inversion import (
     SEARCH_ROWS,
     BagOfWordsConfig,
     CorrectionConfig,
+    EvalConfig,
     SearchConfig,
     ZeroShotConfig,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "SEARCH_ROWS",
     "BagOfWordsConfig",
     "CorrectionConfig",
+    "EvalConfig",
     "PrivacyAuditConfig",
     "RecordAttackConfig",
     "RetrievalConfig",

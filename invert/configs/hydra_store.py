@@ -9,12 +9,14 @@ from __future__ import annotations
 from invert.configs.inversion import (
     BagOfWordsConfig,
     CorrectionConfig,
+    EvalConfig,
     SearchConfig,
     ZeroShotConfig,
 )
 from invert.configs.privacy import PrivacyAuditConfig
 
 SCHEMAS = {
+    "eval": EvalConfig,
     "search": SearchConfig,
     "bow": BagOfWordsConfig,
     "correct": CorrectionConfig,

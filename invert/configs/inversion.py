@@ -128,3 +128,32 @@ class ZeroShotConfig:
     top_k: int = 8
     block_size: int = 2
     max_tokens: int = 32
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation of an inverter beside the baselines.
+
+    Attributes:
+        num_examples: Held-out test texts scored at the end.
+        val_examples: Validation texts scored every ``train.eval_every`` steps (0: none).
+        num_beams: Beam width of the plain inverter.
+        num_candidates: Beams re-ranked by embedder cosine (1: no re-ranking).
+        batch_size: Embeddings per generation call.
+        table_rows: Rows of the W&B samples table.
+        log_examples: Reconstructions may leave the run folder (W&B table, terminal); off for
+            private corpora.
+        print_examples: (target -> reconstruction) rows printed at the end, if
+            ``log_examples``.
+        search: The embedder-guided edit search (None: no search rows).
+    """
+
+    num_examples: int = 200
+    val_examples: int = 32
+    num_beams: int = 1
+    num_candidates: int = 8
+    batch_size: int = 32
+    table_rows: int = 50
+    log_examples: bool = True
+    print_examples: int = 5
+    search: SearchConfig | None = None

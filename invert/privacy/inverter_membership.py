@@ -192,7 +192,7 @@ def run_inverter_membership(cfg: dict[str, Any]) -> dict[str, Any]:
     from invert.memorization.membership import attack_summary, plot_roc
     from invert.models.loading import load_inverter
     from invert.reporting.run_context import open_run
-    from invert.training.trainer import seen_example_indices
+    from invert.training.sampling import seen_example_indices
 
     run = open_run(cfg)
     inverter = load_inverter(cfg["inverter_path"])

@@ -1,5 +1,6 @@
 """The shared trainer (HF Accelerate)."""
 
-from invert.training.trainer import EpochPermutationSampler, Trainer, TrainerConfig, TrainResult
+from invert.training.sampling import EpochPermutationSampler, seen_example_indices
+from invert.training.trainer import Trainer, TrainerConfig, TrainResult
 
-__all__ = ["EpochPermutationSampler", "TrainResult", "Trainer", "TrainerConfig"]
+__all__ = ["EpochPermutationSampler", "TrainResult", "Trainer", "TrainerConfig", "seen_example_indices"]

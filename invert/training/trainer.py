@@ -20,12 +20,13 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from invert.env import resolve_mixed_precision
 from invert.errors import CheckpointError, InvertError
 from invert.reporting.tracking import Tracker
+from invert.training.sampling import EpochPermutationSampler
 
 logger = logging.getLogger(__name__)
 
@@ -93,37 +94,6 @@ class TrainResult:
     examples_per_second: float
     tokens_per_second: float
     stopped_early: bool = False
-
-
-class EpochPermutationSampler(Sampler[int]):
-    """A fresh seeded permutation each epoch, identical on every process and every rerun."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def seen_example_indices(size: int, seed: int, examples_seen: int) -> list[int]:
-    """Indices of the examples a single-process run drew in its first ``examples_seen`` draws.
-
-    Replays :class:`EpochPermutationSampler`, so a membership audit can tell the texts a run
-    that stopped inside an epoch actually trained on from those it never reached.
-    """
-    sampler, seen, epoch = EpochPermutationSampler(size, seed), [], 0
-    while epoch * size < examples_seen and len(set(seen)) < size:
-        sampler.set_epoch(epoch)
-        seen.extend(list(sampler)[: examples_seen - epoch * size])
-        epoch += 1
-    return sorted(set(seen))
 
 
 class Trainer:

@@ -14,7 +14,7 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from invert.configs import BagOfWordsConfig, CorrectionConfig, from_mapping
+from invert.configs import BagOfWordsConfig, CorrectionConfig, EvalConfig, from_mapping
 from invert.embedders.base import Embedder
 from invert.errors import DimensionMismatchError
 from invert.inversion.correction import correct
@@ -63,7 +63,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     pairs = embedded_splits(data, embedder, inverter.tokenizer, dict.fromkeys(("train", cfg["split"])))
     train, held = pairs["train"], pairs[cfg["split"]]
     opts = from_mapping(CorrectionConfig, cfg["correct"], "correct")
-    evaluation = cfg["eval"]
+    evaluation = from_mapping(EvalConfig, cfg["eval"], "eval")
     n_train = opts.train_examples or len(train)
     examples = inverter_hypotheses(
         inverter,
@@ -71,7 +71,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         train.texts[:n_train],
         train.embeddings[:n_train],
         num_beams=opts.hypothesis_beams,
-        batch_size=evaluation["batch_size"],
+        batch_size=evaluation.batch_size,
     )
     corrector = build_corrector(inverter, **cfg["corrector"])
     collate = correction_collator(corrector.tokenizer, corrector.config.max_text_tokens)
@@ -84,7 +84,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     }
     if opts.second_round_steps:
         examples = examples + corrector_round(
-            examples, corrector, embedder, evaluation["batch_size"]
+            examples, corrector, embedder, evaluation.batch_size
         )
         second = TrainerConfig(
             **{
@@ -100,7 +100,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     corrector.save_pretrained(corrector_path)
     corrector.eval()
 
-    n = evaluation["num_examples"]
+    n = evaluation.num_examples
     texts, targets = held.texts[:n], held.embeddings[:n]
     predictions: dict[str, list[str]] = {}
     seconds: dict[str, float] = {}
@@ -117,7 +117,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     bow = fit_bag_of_words(train, embedder, bow_cfg, run.seed)
     predictions["bag_of_words"] = bow.generate_texts(targets, bow_cfg.threshold, bow_cfg.top_k)
     steps = sorted(set(opts.steps))
-    common = dict(early_stop_cosine=opts.early_stop_cosine, batch_size=evaluation["batch_size"])
+    common = dict(early_stop_cosine=opts.early_stop_cosine, batch_size=evaluation.batch_size)
     greedy = timed(
         "corrector",
         lambda: correct(

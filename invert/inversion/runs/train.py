@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from invert.configs import SearchConfig, from_mapping
+from invert.configs import EvalConfig, from_mapping
 from invert.data.pairs import EmbeddedSplit
 from invert.embedders.base import Embedder
 from invert.inversion.evaluation import evaluate_methods
@@ -59,14 +59,14 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         max_text_tokens=data["max_tokens"],
     )
     pairs = embedded_splits(data, embedder, inverter.tokenizer)
-    evaluation = cfg["eval"]
+    evaluation = from_mapping(EvalConfig, cfg["eval"], "eval")
     baseline = nearest_neighbour(pairs["train"], embedder)
-    val = head(pairs["validation"], evaluation["val_examples"])
+    val = head(pairs["validation"], evaluation.val_examples)
 
     def eval_fn(model: Any, step: int) -> dict[str, float]:
         results, _ = evaluate_methods(
             model, embedder, val.texts, val.embeddings, show_progress=False,
-            batch_size=evaluation["batch_size"],
+            batch_size=evaluation.batch_size,
         )
         scores = results[Method.INVERTER].items()
         return {k: v for k, v in scores if k in ("bleu", "token_f1", "cosine", "exact") and v is not None}
@@ -78,7 +78,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         pair_collator(inverter.tokenizer, data["max_tokens"]),
         train_cfg,
         tracker=run.tracker,
-        eval_fn=eval_fn if evaluation["val_examples"] > 0 else None,
+        eval_fn=eval_fn if evaluation.val_examples > 0 else None,
     )
     result = trainer.train()
     # Draws from the training set (a run may stop inside an epoch): membership audits replay
@@ -105,7 +105,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     if not run.is_main_process:
         run.tracker.finish()
         return summary
-    test = head(pairs["test"], evaluation["num_examples"])
+    test = head(pairs["test"], evaluation.num_examples)
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     summary["metrics"], examples = _evaluate_and_report(
         inverter, embedder, test, baseline, evaluation, run, bow
@@ -134,10 +134,10 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     data = data_for(inverter, cfg["inverter_path"], cfg.get("data"))
     split = cfg["split"]
     pairs = embedded_splits(data, embedder, inverter.tokenizer, dict.fromkeys(("train", split)))
-    evaluation = cfg["eval"]
+    evaluation = from_mapping(EvalConfig, cfg["eval"], "eval")
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     metrics, examples = _evaluate_and_report(
-        inverter, embedder, head(pairs[split], evaluation["num_examples"]),
+        inverter, embedder, head(pairs[split], evaluation.num_examples),
         nearest_neighbour(pairs["train"], embedder), evaluation, run, bow,
     )
     summary = {"metrics": metrics, "inverter_path": cfg["inverter_path"], "split": split,
@@ -153,7 +153,7 @@ def _evaluate_and_report(
     embedder: Embedder,
     test: EmbeddedSplit,
     baseline: NearestNeighbourInverter,
-    evaluation: dict[str, Any],
+    evaluation: EvalConfig,
     run: RunContext,
     bow: BagOfWordsInverter | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, str]]]:
@@ -161,8 +161,8 @@ def _evaluate_and_report(
     (none when ``eval.log_examples`` is off: private corpora stay off the terminal too)."""
     metrics, rows = evaluate_methods(
         inverter, embedder, test.texts, test.embeddings, baseline,
-        num_candidates=evaluation["num_candidates"], num_beams=evaluation["num_beams"],
-        batch_size=evaluation["batch_size"], bag_of_words=bow, search=evaluation.get("search"),
+        num_candidates=evaluation.num_candidates, num_beams=evaluation.num_beams,
+        batch_size=evaluation.batch_size, bag_of_words=bow, search=evaluation.search,
     )
     best = best_method(metrics)
     for method, values in metrics.items():
@@ -170,14 +170,14 @@ def _evaluate_and_report(
     bars = plot_metric_bars(metrics, ("token_f1", "cosine", "exact"), run.run_dir / "methods.png")
     run.tracker.log_image("methods", bars)
     save_json(run.run_dir / "predictions.json", rows)
-    if evaluation.get("log_examples", True):
+    if evaluation.log_examples:
         table = [
             [r["target"], r[best], r[f"{best}_bleu"], r[f"{best}_token_f1"], r[f"{best}_cosine"],
              r.get("nearest_neighbour", "")]
-            for r in rows[: evaluation["table_rows"]]
+            for r in rows[: evaluation.table_rows]
         ]
         run.tracker.log_table("samples", list(SAMPLE_COLUMNS), table)
-    shown = int(evaluation.get("print_examples", 5)) if evaluation.get("log_examples", True) else 0
+    shown = evaluation.print_examples if evaluation.log_examples else 0
     shown_methods = (Method.NEAREST_NEIGHBOUR, Method.INVERTER, Method.INVERTER_SEARCH, best)
     methods = [m for m in shown_methods if m in metrics]
     examples = [{m: r[m] for m in ("target", *dict.fromkeys(methods))} for r in rows[:shown]]
@@ -185,12 +185,12 @@ def _evaluate_and_report(
 
 
 def _search_bag_of_words(
-    train: EmbeddedSplit, embedder: Embedder, evaluation: dict[str, Any], run: RunContext
+    train: EmbeddedSplit, embedder: Embedder, evaluation: EvalConfig, run: RunContext
 ) -> BagOfWordsInverter | None:
     """The search's word proposer, fit on the training pairs (None without a search)."""
-    if evaluation.get("search") is None:
+    if evaluation.search is None:
         return None
-    config = from_mapping(SearchConfig, evaluation["search"], "eval.search").bow
+    config = evaluation.search.bow
     if not config.enabled:
         return None
     return fit_bag_of_words(train, embedder, config, run.seed, run.run_dir / "bag_of_words.safetensors")

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from invert.configs.probes import CapacityProbeConfig
+from invert.configs.schema import from_mapping
 from invert.errors import InvertError
 from invert.memorization.capacity import (
     budget_seconds,
@@ -84,40 +86,40 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
         plus ``cells`` (with curves), ``skipped`` cells, conventions, plots and wall time.
     """
     from invert.memorization.capacity_plots import plot_capacity_vs_params, plot_memorized_vs_n
-    from invert.reporting.tracking import build_tracker, save_json
+    from invert.reporting.run_context import open_run
+    from invert.reporting.tracking import save_json
 
-    probe, run_dir = dict(cfg["probe"]), Path(cfg["paths"]["output_dir"])
-    if probe.get("num_threads"):
+    probe = from_mapping(CapacityProbeConfig, cfg["probe"], "probe")
+    run = open_run(cfg)
+    run_dir, tracker = run.run_dir, run.tracker
+    if probe.num_threads:
         # One thread: on a shared CPU a second spinning thread can slow small matmuls 10x.
-        torch.set_num_threads(int(probe["num_threads"]))
-    logger_cfg = dict(cfg.get("logger") or {"kind": "none"})
-    tracker = build_tracker(logger_cfg.pop("kind", "none"), run_dir, config=dict(cfg), **logger_cfg)
+        torch.set_num_threads(probe.num_threads)
     start, cpu_start, cells, skipped = time.perf_counter(), time.process_time(), [], []
     budget_start = budget_seconds()
-    budget = probe.get("max_total_minutes")
-    base = {"probe": probe.get("name"), "vocab_size": probe["vocab_size"], "seq_len": probe["seq_len"],
-            "mixed_precision": probe.get("mixed_precision", "no"), "train": probe.get("train"),
-            "convergence": probe.get("convergence"),
+    budget = probe.max_total_minutes
+    base = {"probe": probe.name, "vocab_size": probe.vocab_size, "seq_len": probe.seq_len,
+            "mixed_precision": probe.mixed_precision, "train": probe.train,
+            "convergence": probe.convergence,
             "entropy_convention": "fixed BOS prepended; all S tokens scored; S*log2(V) bits/sequence",
             "param_counting": "all parameters incl. token and position embeddings; tied head once"}  # fmt: skip
     with tracker:
-        if probe.get("collect_from"):
-            cells = _collect_cells(probe["collect_from"])
-        jobs = [] if probe.get("collect_from") else [
+        if probe.collect_from:
+            cells = _collect_cells(probe.collect_from)
+        jobs = [] if probe.collect_from else [
             # A size may carry its own N list: capacity grows with size, so should the sweep.
             ({k: v for k, v in entry.items() if k != "n_sequences"}, int(n))
-            for entry in probe["model_sizes"]
-            for n in entry.get("n_sequences") or probe["n_sequences"]
+            for entry in probe.model_sizes
+            for n in entry.get("n_sequences") or probe.n_sequences
         ]
 
         def cell_kwargs(size: dict[str, Any], n: int) -> dict[str, Any]:
             return dict(
-                model_size=size, n_sequences=n, vocab_size=int(probe["vocab_size"]),
-                seq_len=int(probe["seq_len"]),
-                output_dir=run_dir / "cells" / f"{model_name(size)}_N{n}", train=probe.get("train"),
-                convergence=probe.get("convergence"), seed=int(probe.get("seed", 0)),
-                mixed_precision=base["mixed_precision"],
-                score_batch_size=int(probe.get("score_batch_size", 1024)),
+                model_size=size, n_sequences=n, vocab_size=probe.vocab_size,
+                seq_len=probe.seq_len,
+                output_dir=run_dir / "cells" / f"{model_name(size)}_N{n}", train=probe.train,
+                convergence=probe.convergence, seed=probe.seed,
+                mixed_precision=probe.mixed_precision, score_batch_size=probe.score_batch_size,
             )  # fmt: skip
 
         def finished(cell: dict[str, Any]) -> None:
@@ -126,11 +128,11 @@ def run_capacity_experiment(cfg: Mapping[str, Any]) -> dict[str, Any]:
             # Written after every cell: a killed grid keeps what it finished.
             save_json(run_dir / "capacity.json", {**base, "cells": cells, "skipped": skipped})
 
-        workers = int(probe.get("workers") or 1)
+        workers = probe.workers
         parallel = workers > 1 and len(jobs) > 1
         if parallel:
             _run_parallel(jobs, cell_kwargs, finished, skipped, workers, budget, tracker,
-                          int(probe.get("num_threads") or 1))  # fmt: skip
+                          probe.num_threads or 1)  # fmt: skip
         for size, n in [] if parallel else jobs:
             # CPU time, like a cell's max_minutes: a paused process keeps its budget.
             if budget is not None and budget_seconds() - budget_start > 60 * float(budget):

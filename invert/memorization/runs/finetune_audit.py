@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from invert.configs.probes import MemorizationProbeConfig
+from invert.configs.schema import from_mapping
 from invert.env import resolve_mixed_precision
 from invert.errors import InvertError, unknown_name
 from invert.memorization import exposure as exp_
@@ -40,15 +42,14 @@ from invert.memorization.private_corpus import (
     lm_collate,
     load_probe_tokenizer,
 )
+from invert.memorization.runs.audit_report import report_audit
 from invert.memorization.target_models import build_gpt, count_parameters, load_pretrained_target
 from invert.memorization.unintended import (
-    plot_unintended_bits,
     summarize_unintended,
     unintended_bits,
 )
-from invert.reporting.run_context import flatten_metrics
-from invert.reporting.tables import write_table
-from invert.reporting.tracking import Tracker, build_tracker, save_json
+from invert.reporting.run_context import flatten_metrics, open_run
+from invert.reporting.tracking import Tracker
 from invert.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _precision(name: str) -> contextlib.AbstractContextManager:
 
 
 def _fit(
-    probe: dict[str, Any],
+    probe: MemorizationProbeConfig,
     regime: str,
     texts: list[str],
     tokenizer: Any,
@@ -112,22 +113,22 @@ def _fit(
     Returns:
         ``(model in eval mode, trainable parameters, training info)``.
     """
-    target = probe["target"]
-    if target["kind"] == "gpt":
-        model = build_gpt(vocab_size=len(tokenizer), seed=seed, **target["gpt"])
+    target = probe.target
+    if target.kind == "gpt":
+        model = build_gpt(vocab_size=len(tokenizer), seed=seed, **(target.gpt or {}))
         n_trainable = count_parameters(model, trainable_only=True)
     else:
         tuning = "full" if regime == "none" else regime
         model, n_trainable = load_pretrained_target(
-            target["name"], tuning, **target.get("tuning", {})
+            target.name, tuning, **target.tuning
         )
     if regime == "none":
         return model.eval(), n_trainable, {"steps": 0, "train_seconds": 0.0}
-    train = {**probe["train"], **({"max_steps": max_steps} if max_steps else {})}
+    train = {**probe.train, **({"max_steps": max_steps} if max_steps else {})}
     lr = train["lr"][regime] if isinstance(train["lr"], dict) else train["lr"]
     fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
     config = TrainerConfig(**{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir)})
-    dataset = LMDataset(tokenizer, texts, train.get("max_length"))
+    dataset = LMDataset(tokenizer, texts, train["max_length"])
     result = Trainer(model, dataset, lm_collate, config, tracker=tracker).train()
     losses = [h["train/loss"] for h in result.history if "train/loss" in h]
     info = {"steps": result.steps, "lr": float(lr), "train_seconds": result.seconds}
@@ -138,7 +139,7 @@ def _fit(
 
 
 def _reference(
-    probe: dict[str, Any],
+    probe: MemorizationProbeConfig,
     corpus: PrivateCorpus,
     tokenizer: Any,
     run_dir: Path,
@@ -146,23 +147,23 @@ def _reference(
     seed: int,
 ) -> tuple[torch.nn.Module | None, int]:
     """The reference model (None without one) and the training steps it took."""
-    ref = probe.get("reference") or {"kind": "none"}
-    if ref["kind"] == "none":
+    ref = probe.reference
+    if ref.kind == "none":
         return None, 0
-    if ref["kind"] == "pretrained":
+    if ref.kind == "pretrained":
         from invert.models.pretrained_lm import load_causal_lm
 
-        return load_causal_lm(ref["name"]).eval(), 0
-    if ref["kind"] == "population":
+        return load_causal_lm(ref.name).eval(), 0
+    if ref.kind == "population":
         if not corpus.population:
             raise InvertError("reference.kind=population needs data.n_population > 0")
         model, _, info = _fit(
-            probe, ref.get("regime", "scratch"), corpus.population, tokenizer,
+            probe, ref.regime, corpus.population, tokenizer,
             run_dir / "reference", _OffsetTracker(tracker, "reference", 0), seed + 1,
-            ref.get("max_steps"),
+            ref.max_steps,
         )  # fmt: skip
         return model, int(info["steps"])
-    raise unknown_name("reference kind", ref["kind"], REFERENCE_KINDS)
+    raise unknown_name("reference kind", ref.kind, REFERENCE_KINDS)
 
 
 def _subset(texts: list[str], n: int | None, seed: int) -> list[str]:
@@ -176,36 +177,36 @@ def evaluate_model(
     model: torch.nn.Module,
     tokenizer: Any,
     corpus: PrivateCorpus,
-    probe: dict[str, Any],
+    probe: MemorizationProbeConfig,
     reference_stats: mia.TokenStats | None,
     n_trainable: int,
     seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Runs every probe on one model; returns ``(metrics, artifacts for plots)``."""
-    ev, ex, xt, mi = probe["eval"], probe["exposure"], probe["extraction"], probe["mia"]
-    bs = int(ev.get("batch_size", 32))
+    ev, ex, xt, mi = probe.eval, probe.exposure, probe.extraction, probe.mia
+    bs = ev.batch_size
     texts = corpus.members + corpus.non_members
     n_m = len(corpus.members)
-    with _precision(ev.get("precision", "fp32")):
+    with _precision(ev.precision):
         stats = mia.token_statistics(model, tokenizer, texts, bs)
         exposures = exp_.measure_exposure(
-            model, tokenizer, corpus.canaries, corpus.space, ex["method"], ex["n_samples"],
-            ex["max_enumerate"], bs, seed, search_batches=ex.get("search_batches", 20),
+            model, tokenizer, corpus.canaries, corpus.space, ex.method, ex.n_samples,
+            ex.max_enumerate, bs, seed, search_batches=ex.search_batches,
         )  # fmt: skip
-        members = _subset(corpus.members, xt.get("max_texts"), seed)
-        held_out = _subset(corpus.non_members, xt.get("max_texts"), seed)
-        args = (xt["prefix_lengths"], xt["suffix_length"], bs)
+        members = _subset(corpus.members, xt.max_texts, seed)
+        held_out = _subset(corpus.non_members, xt.max_texts, seed)
+        args = (xt.prefix_lengths, xt.suffix_length, bs)
         rates = {
             "members": ext.extraction_rates(model, tokenizer, members, *args),
             "non_members": ext.extraction_rates(model, tokenizer, held_out, *args),
         }
         canary_ext = ext.canary_extraction(model, tokenizer, corpus.canaries, bs)
     nll = stats.mean_nll()
-    attacks = [a for a in mi["attacks"] if a != "reference" or reference_stats is not None]
-    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi["k"])
+    attacks = [a for a in mi.attacks if a != "reference" or reference_stats is not None]
+    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi.k)
     split = {a: (s[:n_m], s[n_m:]) for a, s in scores.items()}
     mia_metrics = {
-        a: mia.evaluate_attack(m, n, mi["fprs"], mi["n_bootstrap"], seed)
+        a: mia.evaluate_attack(m, n, mi.fprs, mi.n_bootstrap, seed)
         for a, (m, n) in split.items()
     }
     metrics: dict[str, Any] = {
@@ -248,39 +249,35 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
         ``{"config", "corpus", "regimes": {regime: metrics}, "table", "headline"}``; also written
         to ``<output_dir>/memorization_audit.json`` and printed as JSON.
     """
-    probe = cfg["probe"]
-    seed = int(cfg.get("seed", 0))
-    run_dir = Path(cfg["paths"]["output_dir"])
-    regimes = list(probe.get("regimes") or ["none"])
+    probe = from_mapping(MemorizationProbeConfig, cfg["probe"], "probe")
+    regimes = list(probe.regimes)
     bad = [r for r in regimes if r not in REGIMES]
     if bad:
         raise unknown_name("regime", bad[0], REGIMES)
     allowed = (
         ("none", "scratch")
-        if probe["target"]["kind"] == "gpt"
+        if probe.target.kind == "gpt"
         else ("none", "full", "lora", "prefix")
     )
     if any(r not in allowed for r in regimes):  # fail before any model trains
         raise InvertError(
-            f"target.kind={probe['target']['kind']} trains in regimes {allowed}, got {regimes}; "
+            f"target.kind={probe.target.kind} trains in regimes {allowed}, got {regimes}; "
             f"use scratch for a from-scratch gpt and full/lora/prefix for a pretrained LM"
         )
-    log_cfg = dict(cfg.get("logger") or {})
-    kind = log_cfg.pop("kind", "none")
-    tracker = build_tracker(kind, run_dir, config=cfg, **log_cfg)
+    run = open_run(cfg)  # seeds everything before the corpus and models are built
+    seed, run_dir, tracker = run.seed, run.run_dir, run.tracker
     started = time.perf_counter()
-    with tracker, _threads(probe.get("num_threads")):
-        torch.manual_seed(seed)
-        tokenizer = load_probe_tokenizer(probe["tokenizer"])
-        corpus = build_private_corpus(**probe["data"], seed=seed)
+    with tracker, _threads(probe.num_threads):
+        tokenizer = load_probe_tokenizer(probe.tokenizer)
+        corpus = build_private_corpus(**probe.data, seed=seed)
         tracker.summary({f"corpus/{k}": v for k, v in corpus.summary().items() if v is not None})
         reference, offset = _reference(probe, corpus, tokenizer, run_dir, tracker, seed)
         ref_stats = None
         if reference is not None:
-            with _precision(probe["eval"].get("precision", "fp32")):
+            with _precision(probe.eval.precision):
                 ref_stats = mia.token_statistics(
                     reference, tokenizer, corpus.members + corpus.non_members,
-                    int(probe["eval"].get("batch_size", 32)),
+                    probe.eval.batch_size,
                 )  # fmt: skip
         results: dict[str, Any] = {}
         artifacts: dict[str, Any] = {}
@@ -303,123 +300,6 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
             logger.info("%s: %s", regime, json.dumps(flatten_metrics(metrics, scalars_only=True), default=str)[:400])
             del model
             gc.collect()  # a fine-tuned copy of a 135M model should not outlive its regime
-        out = _report(cfg, probe, corpus, results, artifacts, run_dir, tracker, started)
+        out = report_audit(cfg, probe, corpus, results, artifacts, run_dir, tracker, started)
     print(json.dumps(out, indent=1, default=str))
     return out
-
-
-def _report(
-    cfg: dict[str, Any],
-    probe: dict[str, Any],
-    corpus: PrivateCorpus,
-    results: dict[str, Any],
-    artifacts: dict[str, Any],
-    run_dir: Path,
-    tracker: Tracker,
-    started: float,
-) -> dict[str, Any]:
-    """Plots, the comparison table, JSON, and W&B summary/images/tables."""
-    plots = run_dir / "plots"
-    paths = {
-        "exposure": exp_.plot_exposure_vs_repetitions(
-            {r: m["exposure"]["by_repetition"] for r, m in results.items()},
-            plots / "exposure_vs_repetitions.png",
-            next(iter(results.values()))["exposure"]["max_exposure"],
-        ),
-        "extraction": ext.plot_extraction_vs_prefix(
-            {
-                f"{r}/{s}": m["extraction"][s]
-                for r, m in results.items()
-                for s in ("members", "non_members")
-            },
-            plots / "extractable_vs_prefix_length.png",
-        ),
-    }
-    for regime, art in artifacts.items():
-        paths[f"roc_{regime}"] = mia.plot_roc(
-            art["roc"], plots / f"roc_{regime}.png", f"MIA ROC: {regime}"
-        )
-    with_bits = {r: a["unintended"] for r, a in artifacts.items() if "unintended" in a}
-    if with_bits:
-        paths["unintended"] = plot_unintended_bits(with_bits, plots / "unintended_bits.png")
-    for key, path in paths.items():
-        tracker.log_image(f"plots/{key}", path)
-    rows = comparison_rows(results, probe)
-    table_paths = write_comparison(rows, run_dir)
-    tracker.log_table("comparison", list(rows[0]), rows)
-    if probe.get("log_examples"):
-        _log_examples(tracker, corpus, results, artifacts)
-    first = next(iter(results))
-    headline = {"metric": f"{first}/mia/loss/auc", "value": results[first]["mia"]["loss"]["auc"]}
-    out = {
-        "config": cfg,
-        "corpus": corpus.summary(),
-        "regimes": results,
-        "table": rows,
-        "headline": headline,
-        "total_seconds": time.perf_counter() - started,
-        "files": {k: str(v) for k, v in {**paths, **table_paths}.items()},
-    }
-    save_json(run_dir / "memorization_audit.json", out)
-    tracker.summary(
-        {
-            **{f"table/{r['regime']}/{k}": v for r in rows for k, v in r.items() if k != "regime"},
-            "headline": headline["value"],
-        }
-    )
-    return out
-
-
-def _log_examples(tracker: Tracker, corpus: PrivateCorpus, results: dict, artifacts: dict) -> None:
-    """Canary texts with their exposure and extraction (opt-in: this is training text)."""
-    rows = []
-    for regime, art in artifacts.items():
-        per_canary = results[regime]["exposure"]["per_canary"]
-        for canary, exp_row, ext_row in zip(
-            corpus.canaries, per_canary, art["canary_extraction"], strict=True
-        ):
-            rows.append(
-                [regime, canary.text, canary.repetitions, exp_row["exposure"], ext_row["extracted"]]
-            )
-    tracker.log_table(
-        "canary_examples", ["regime", "canary", "repetitions", "exposure", "extracted"], rows
-    )
-
-
-def comparison_rows(results: dict[str, Any], probe: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per regime: the fine-tuning comparison table."""
-    k = probe["extraction"].get("headline_prefix") or max(probe["extraction"]["prefix_lengths"])
-    rows = []
-    for regime, m in results.items():
-        loss, best, reps = m["mia"]["loss"], m["mia_best"], m["exposure"]["by_repetition"]
-        top = max(reps)
-        un = m.get("unintended", {})
-        rows.append({
-            "regime": regime,
-            "trainable_params": m["trainable_parameters"],
-            "steps": m["train"]["steps"],
-            "train_loss": m["train"].get("final_train_loss"),
-            "task_loss": m["task_loss"],
-            "exposure_mean": m["exposure"]["mean"],
-            f"exposure_rep{top}": reps[top],
-            "canary_extracted_pct": 100 * m["extraction"]["canary_extracted"],
-            f"extractable_pct_k{k}": 100 * m["extraction"]["members"][k]["extractable"],
-            f"extractable_nonmember_pct_k{k}": 100 * m["extraction"]["non_members"][k]["extractable"],
-            "mia_loss_auc": loss["auc"],
-            "mia_loss_auc_ci_low": loss["auc_ci_low"],
-            "mia_loss_auc_ci_high": loss["auc_ci_high"],
-            "mia_best_attack": best["best_attack"],
-            "mia_best_auc": best["auc"],
-            "mia_best_tpr@1%fpr": best["tpr@1%fpr"] if "tpr@1%fpr" in best else None,
-            "memorized_bits": un.get("corrected_total_bits"),
-            "bits_per_param": un.get("bits_per_parameter"),
-            "train_s": m["train"].get("train_seconds", 0.0),
-            "wall_s": m["wall_seconds"],
-        })  # fmt: skip
-    return rows
-
-
-def write_comparison(rows: list[dict[str, Any]], run_dir: Path) -> dict[str, Path]:
-    """Writes the table as ``comparison.csv`` and ``comparison.md`` in ``run_dir``."""
-    files = write_table(rows, run_dir, stem="comparison", digits=4)
-    return {"comparison_csv": files["csv"], "comparison_md": files["markdown"]}
