@@ -8,7 +8,7 @@ import torch
 from transformers import PreTrainedModel
 
 from invert.embedders.base import Embedder, check_texts
-from invert.errors import InvertError
+from invert.errors import InvertError, check_counts
 from invert.inversion.metrics import cosine_similarity_rows
 
 
@@ -50,7 +50,16 @@ def invert_embeddings(
 
     Returns:
         One reconstruction per embedding.
+
+    Raises:
+        InvertError: ``inverter`` is not a loaded inverter (a path, an embedder), or a count
+            argument is below 1.
+        InvalidEmbeddingError: No embeddings, NaN/inf, or the wrong shape.
+        DimensionMismatchError: The embeddings come from another embedder.
     """
+    check_inverter(inverter)
+    check_counts(num_beams=num_beams, num_candidates=num_candidates, batch_size=batch_size,
+                 max_new_tokens=max_new_tokens)  # fmt: skip
     embeddings = inverter.check_embeddings(embeddings)
     if corrector is not None:
         if embedder is None:
@@ -78,6 +87,26 @@ def invert_embeddings(
         show_progress=show_progress,
     )
     return rerank_by_cosine(embeddings, candidates, embedder)
+
+
+def check_inverter(inverter: object) -> None:
+    """Refuses what is not a loaded inverter, saying what to pass instead.
+
+    Raises:
+        InvertError: A folder path (load it first), an embedder (arguments swapped), or any
+            other object without an inverter's interface.
+    """
+    from pathlib import Path
+
+    if isinstance(inverter, str | Path):
+        raise InvertError(f"inverter is a path ({str(inverter)!r}); load it first: "
+                          "inverter = invert.load_inverter(path)")  # fmt: skip
+    if isinstance(inverter, Embedder):
+        raise InvertError(f"inverter is an embedder ({inverter.name}); the order is "
+                          "invert_embeddings(embeddings, inverter, embedder)")  # fmt: skip
+    if not (hasattr(inverter, "check_embeddings") and hasattr(inverter, "generate_texts")):
+        raise InvertError(f"inverter must be a trained inverter (invert.load_inverter), got "
+                          f"{type(inverter).__name__}")  # fmt: skip
 
 
 def rerank_by_cosine(
@@ -115,6 +144,10 @@ def invert_strings(
         DimensionMismatchError: The embedder is not the one the inverter was trained on.
     """
     texts = check_texts(texts)
+    check_inverter(inverter)
+    if not isinstance(embedder, Embedder):
+        raise InvertError(f"embedder must be an invert Embedder (invert.build_embedder), got "
+                          f"{type(embedder).__name__}")  # fmt: skip
     if embedder.dim != inverter.config.embedder_dim:
         inverter.check_embeddings(torch.zeros(1, embedder.dim))
     return invert_embeddings(embedder.encode(texts), inverter, embedder=embedder, **kwargs)

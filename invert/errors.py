@@ -31,8 +31,23 @@ class CheckpointError(InvertError, OSError):
     """A checkpoint folder is missing, corrupt, or not one of invert's."""
 
 
+class RunFolderInUseError(InvertError, FileExistsError):
+    """A new run was pointed at a folder that holds another run's results or checkpoints."""
+
+
 def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> UnknownNameError:
     """Builds the error for an unknown ``kind`` name, listing the known ones."""
     return UnknownNameError(
         f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}"
     )
+
+
+def check_counts(**counts: int | None) -> None:
+    """Each count given (not None) must be a whole number of at least 1.
+
+    Raises:
+        InvertError: Names the argument and its value.
+    """
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvertError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -296,7 +296,7 @@ def test_check_embeddings_shapes_and_dtypes():
     assert one.shape == (1, 4) and one.dtype == torch.float32
     with pytest.raises(InvalidEmbeddingError, match="shape"):
         check_embeddings(torch.zeros(2, 3, 4))
-    with pytest.raises(InvalidEmbeddingError, match="zero embeddings"):
+    with pytest.raises(InvalidEmbeddingError, match="got no embeddings"):
         check_embeddings(torch.zeros(0, 4))
     with pytest.raises(InvalidEmbeddingError, match="bool"):
         check_embeddings(torch.zeros(2, 4, dtype=torch.bool))

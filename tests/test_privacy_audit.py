@@ -245,3 +245,19 @@ def test_summary_names_the_noise_that_keeps_retrieval():
     assert "λ=0.05" in line and "BLEU falls 55% (40.0 → 18.0)" in line
     assert "from 60% to 10%" in line
     assert _noise_sweet_spot([rows[0], rows[3]]) is None  # no λ keeps retrieval
+
+
+def test_two_audits_with_one_seed_give_the_same_report(setup, tmp_path):
+    """Same store, inverter and seed: the same sample, defenses, leakage and utility."""
+    import torch
+
+    embedder, _, store, inverter = setup
+    reports = []
+    for name, noise in (("a", 1), ("b", 2)):
+        torch.manual_seed(noise)  # the global RNG must not matter
+        cfg = _cfg(store, tmp_path / name, defenses=["noise", "orthogonal"], noise_levels=[0.1])
+        report = run_privacy_audit(cfg, inverter=inverter, embedder=embedder)
+        reports.append({k: v for k, v in report.items() if k != "files"})
+    assert json.dumps(reports[0], sort_keys=True, default=str) == json.dumps(
+        reports[1], sort_keys=True, default=str
+    )

@@ -103,7 +103,7 @@ def test_same_seed_same_weights_different_seed_different(uninterrupted, tmp_path
 
 def test_resume_from_empty_folder_raises_checkpoint_error(tmp_path):
     _, trainer = _resume_run(tmp_path / "fresh", resume_from="latest")
-    with pytest.raises(CheckpointError, match="checkpoints is empty"):
+    with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
         trainer.train()
     (tmp_path / "empty").mkdir()
     _, trainer = _resume_run(tmp_path / "fresh", resume_from=str(tmp_path / "empty"))

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from invert.data.text_files import CorpusFileError, check_text_file
 from invert.env import cache_dir, require_hub
 from invert.errors import EmptyInputError, InvertError, UnknownNameError, unknown_name
 
@@ -347,6 +348,8 @@ def _load_file(path: str, text_column: str = "text") -> list[str]:
         raise FileNotFoundError(f"corpus file {file} does not exist; pass file:/path/to/texts.txt")
     if file.stat().st_size == 0:
         raise EmptyInputError(f"corpus file {file} is empty; put at least one text in it")
+    if builder != "parquet":
+        check_text_file(file, jsonl=builder == "json")
     import datasets
 
     quiet = datasets.utils.are_progress_bars_disabled()
@@ -355,6 +358,10 @@ def _load_file(path: str, text_column: str = "text") -> list[str]:
         dataset = datasets.load_dataset(
             builder, data_files=str(file), split="train", cache_dir=str(cache_dir() / "hf-datasets")
         )
+    except datasets.exceptions.DatasetGenerationError as err:
+        cause = err.__cause__ or err.__context__ or err
+        raise CorpusFileError(f"corpus file {file} could not be read as {builder}: "
+                              f"{type(cause).__name__}: {cause}") from err  # fmt: skip
     finally:
         if not quiet:
             datasets.enable_progress_bars()

@@ -24,7 +24,7 @@ from invert.embedders.base import Embedder, check_texts
 from invert.env import cache_dir
 
 logger = logging.getLogger(__name__)
-_FORMAT = "invert-pairs-v1"
+_FORMAT = "invert-pairs-v2"  # v2: keyed by the embedder identity, sidecar without texts
 
 
 @dataclass
@@ -146,6 +146,8 @@ def _load_or_embed(
     full_key = {
         **key,
         "embedder": embedder.name,
+        # Everything the vectors depend on: weights' hash, pooling, normalization, lengths.
+        "embedder_identity": embedder.identity(),
         "dim": int(embedder.dim),
         "n": len(texts),
         "texts_sha256": texts_sha256(texts),
@@ -201,5 +203,6 @@ def _write(
     tensors = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
     metadata = {"key": json.dumps(full_key, sort_keys=True)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    sidecar = json.dumps({"key": full_key, "texts": texts}, ensure_ascii=False)
+    # Hashes only: the cache outlives the run folder, and a private corpus stays in the run.
+    sidecar = json.dumps({"key": full_key}, ensure_ascii=False)
     atomic_write_text(path.with_suffix(".json"), sidecar)

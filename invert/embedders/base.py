@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -51,6 +52,16 @@ class Embedder(ABC):
             show_progress = len(texts) > 1000
         vectors = self._encode(texts, batch_size, show_progress)
         return vectors.detach().to("cpu", torch.float32).clone()
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this embedder's vectors (the embedding cache's key).
+
+        Subclasses add what their vectors depend on: the weights' content hash or hub
+        revision, pooling, normalization, input length. Two embedders with equal identities
+        must give the same vectors.
+        """
+        return {"class": type(self).__name__, "name": self.name, "dim": int(self.dim),
+                "dtype": "float32"}  # fmt: skip
 
     def differentiable_encoder(self) -> DifferentiableEncoder | None:
         """The embedder's forward pass from token vectors, or None where there is none.
@@ -102,6 +113,10 @@ def check_embeddings(
     if not (emb.is_floating_point() or emb.dtype in (torch.int8, torch.uint8, torch.int32, torch.int64)):
         raise InvalidEmbeddingError(f"embeddings have dtype {emb.dtype}; expected floats")
     emb = emb.detach().to("cpu", torch.float32)
+    if emb.numel() == 0:
+        raise InvalidEmbeddingError(
+            f"got no embeddings (shape {tuple(emb.shape)}); pass at least one [dim] vector"
+        )
     if emb.dim() == 1:
         emb = emb.unsqueeze(0)
     if emb.dim() != 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -10,6 +11,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from invert.embedders.base import Embedder
 from invert.embedders.differentiable import DifferentiableEncoder, mean_pool
+from invert.embedders.identity import source_identity
 from invert.env import default_device, require_hub
 from invert.errors import InvertError
 
@@ -42,11 +44,19 @@ class HFPoolingEmbedder(Embedder):
             require_hub(model, "HF encoder", "minilm")
         path = str(local) if local.exists() else model
         self.name = local.name if local.exists() else model
+        self._source = path
         self.device = default_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
         self.pooling, self.max_length, self.normalize = pooling, max_length, normalize
         self.dim = int(self.model.config.hidden_size)
+
+    def identity(self) -> dict[str, Any]:
+        """Weights by content hash (or hub id), pooling, input length and normalization."""
+        return super().identity() | source_identity(self._source) | {
+            "pooling": self.pooling, "max_length": int(self.max_length),
+            "normalize": bool(self.normalize),
+        }  # fmt: skip
 
     @torch.no_grad()
     def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:

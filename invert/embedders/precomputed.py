@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from invert.embedders.base import Embedder, check_embeddings
+from invert.embedders.identity import file_fingerprint
 from invert.errors import EmptyInputError, InvalidEmbeddingError, InvertError
 
 
@@ -80,7 +82,12 @@ class PrecomputedEmbedder(Embedder):
         self.dim = int(self.vectors.shape[1])
         self.embeds_new_text = False
         self.name = name or path.stem
+        self._sha256 = file_fingerprint(path)
         self._index = {t: i for i, t in enumerate(self.texts or [])}
+
+    def identity(self) -> dict[str, Any]:
+        """The vectors file by content hash (its name says which model made them)."""
+        return super().identity() | {"sha256": self._sha256}
 
     def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
         if not self._index:

@@ -9,7 +9,7 @@ from invert.embedders.base import Embedder
 from invert.embedders.hf_pooling import HFPoolingEmbedder
 from invert.embedders.precomputed import PrecomputedEmbedder
 from invert.embedders.sentence_transformer import SentenceTransformerEmbedder
-from invert.errors import unknown_name
+from invert.errors import InvertError, unknown_name
 
 EMBEDDER_TYPES: dict[str, Callable[..., Embedder]] = {
     "sentence_transformer": SentenceTransformerEmbedder,
@@ -37,6 +37,11 @@ def build_embedder(spec: str | dict[str, Any] | Embedder = "minilm") -> Embedder
     if "_target_" in spec:
         from hydra.utils import instantiate
 
+        # A resolved config leaves a required key unset as "???" (e.g. embedder=hf_pooling
+        # without embedder.model): name the key instead of failing inside Hydra.
+        if missing := sorted(k for k, v in spec.items() if v == "???"):
+            raise InvertError(f"set {', '.join(f'embedder.{k}=...' for k in missing)} "
+                              f"({spec['_target_'].rsplit('.', 1)[-1]} needs it)")  # fmt: skip
         return instantiate(spec, _convert_="all")
     kwargs = dict(spec)
     kind = kwargs.pop("type", "sentence_transformer")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from invert.embedders.base import Embedder
 from invert.embedders.differentiable import DifferentiableEncoder
+from invert.embedders.identity import source_identity
 from invert.env import default_device, require_hub
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,11 +54,18 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         path, self.name = resolve_sentence_transformer(model)
+        self._source = path
         self.model = SentenceTransformer(path, device=default_device(device))
         if max_seq_length is not None:
             self.model.max_seq_length = max_seq_length
         self.dim = int(self.model.get_embedding_dimension())
         self.normalize = normalize
+
+    def identity(self) -> dict[str, Any]:
+        """Weights by content hash (or hub id), normalization and input length."""
+        return super().identity() | source_identity(self._source) | {
+            "normalize": bool(self.normalize), "max_seq_length": int(self.model.max_seq_length),
+        }  # fmt: skip
 
     def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
         vectors = self.model.encode(

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from invert.embedders.base import check_embeddings
-from invert.errors import CheckpointError, InvertError
+from invert.errors import CheckpointError, InvertError, check_counts
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -60,10 +60,13 @@ class InverterMixin:
         """
         if self.tokenizer is None:
             raise InvertError("this inverter has no tokenizer attached; load it with invert.load_inverter")
+        check_counts(num_beams=num_beams, num_return_sequences=num_return_sequences,
+                     batch_size=batch_size, max_new_tokens=max_new_tokens)  # fmt: skip
         emb = self.check_embeddings(embeddings)
         was_training = self.training
         self.eval()
-        max_new_tokens = max_new_tokens or self.config.max_text_tokens + 1
+        if max_new_tokens is None:
+            max_new_tokens = self.config.max_text_tokens + 1
         device = next(self.parameters()).device
         texts: list[str] = []
         starts = range(0, len(emb), batch_size)

@@ -111,20 +111,35 @@ def load_inverter(path: str | Path, device: str | None = None) -> PreTrainedMode
     Raises:
         CheckpointError: Not a folder, not an invert checkpoint, or corrupt.
     """
+    if not isinstance(path, str | Path) or str(path) in ("", "???"):
+        raise CheckpointError(f"inverter_path is not set (got {path!r}); pass "
+                              "inverter_path=<run folder>/inverter")  # fmt: skip
     path = Path(path).expanduser()
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{path} is not an inverter checkpoint folder (no config.json)")
     try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
+        config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{config_file} is not valid JSON: {err}") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_file} holds a {type(config).__name__}, not a model "
+                              "config (a JSON object); the folder is damaged")  # fmt: skip
+    model_type = config.get("model_type")
     if model_type not in INVERTER_CLASSES:
         raise CheckpointError(
             f"{path} holds a {model_type!r} model, not an invert inverter "
             f"(expected one of {sorted(INVERTER_CLASSES)})"
         )
-    model = INVERTER_CLASSES[model_type].from_pretrained(path)
+    for key in ("max_text_tokens", "embedder_dim"):
+        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool) or config[key] < 1:
+            raise CheckpointError(f"{config_file}: {key} must be a whole number >= 1, got "
+                                  f"{config.get(key)!r}; the folder is damaged")  # fmt: skip
+    try:
+        model = INVERTER_CLASSES[model_type].from_pretrained(path)
+    except Exception as err:  # torn or missing weights: safetensors and torch raise their own types
+        raise CheckpointError(f"{path}: weights missing or damaged ({type(err).__name__}: "
+                              f"{err})") from err  # fmt: skip
     try:
         model.tokenizer = load_tokenizer(str(path))
     except (OSError, ValueError) as err:

@@ -16,6 +16,9 @@ Each defense wraps the embedder that fills a vector store and transforms its out
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import torch
 
 from invert.embedders.base import Embedder, check_embeddings
@@ -31,6 +34,12 @@ class DefendedEmbedder(Embedder):
         self.base = base
         self.name = f"{base.name}+{tag}"
         self.dim = base.dim
+
+    def identity(self) -> dict[str, Any]:
+        """The wrapped embedder's identity and the defense (with its secret's hash)."""
+        secret = getattr(self, "matrix", None)
+        digest = None if secret is None else hashlib.sha256(secret.numpy().tobytes()).hexdigest()
+        return super().identity() | {"base": self.base.identity(), "secret_sha256": digest}
 
     def transform(self, vectors: torch.Tensor) -> torch.Tensor:
         """Applies the defense to ``[n, dim]`` vectors."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.errors import EmptyInputError
 from invert.inversion.metrics import cosine_similarity_rows, token_f1
@@ -186,7 +187,6 @@ def run_inverter_membership(cfg: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``{"metrics": {attack: {...}}, "best": {...}, "n_members": ..., ...}``.
     """
-    from hydra.utils import instantiate
 
     from invert.inversion.runs.preamble import data_for, embedded_splits, recorded_data
     from invert.memorization.membership import attack_summary, plot_roc
@@ -196,7 +196,7 @@ def run_inverter_membership(cfg: dict[str, Any]) -> dict[str, Any]:
 
     run = open_run(cfg)
     inverter = load_inverter(cfg["inverter_path"])
-    embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
+    embedder: Embedder = build_embedder(cfg["embedder"])
     data = data_for(inverter, cfg["inverter_path"], cfg.get("data"))
     pairs = embedded_splits(data, embedder, inverter.tokenizer, ("train", "test"))
     train, test = pairs["train"], pairs["test"]

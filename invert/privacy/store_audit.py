@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -33,6 +32,7 @@ from invert.privacy.pii import pii_recovery
 from invert.privacy.record_attack import RecordAttack, load_records
 from invert.privacy.report import plot_noise_tradeoff, plot_pii_bars, write_html_report
 from invert.privacy.retrieval import defended_retrieval
+from invert.privacy.victims import draw_victims, drop_invalid_rows
 from invert.reporting.run_context import open_run
 from invert.reporting.tracking import save_json
 from invert.stores import StoreBatch, open_store
@@ -85,7 +85,10 @@ def run_privacy_audit(
     tracker = run.tracker
     with tracker, open_store(cfg["store"]) as store:
         store.check_dim(dim, source)
-        victims, leak = _draw(store, audit, seed)
+        victims, leak = draw_victims(store, audit, seed)
+        skipped: list[str] = []
+        victims = drop_invalid_rows(victims, skipped)
+        leak = drop_invalid_rows(leak, skipped) if leak is not None else None
         stages = _stages(audit)
         bar = tqdm(total=len(stages) + 2, desc="privacy audit")
         records = _pii_truth(audit.pii_records, victims.documents)
@@ -93,6 +96,7 @@ def run_privacy_audit(
             inverter.fit(load_records(audit.record_attack.aux))
         clean = torch.from_numpy(victims.vectors)
         ctx = _Context(inverter, embedder, audit, victims, clean, records)
+        ctx.notes.extend(skipped)
         rows, examples = [ctx.attack("none", "none", clean)], {}
         examples["none"] = ctx.last
         bar.update()
@@ -194,23 +198,6 @@ def _stages(audit: PrivacyAuditConfig) -> list[tuple[str, Any]]:
         else:
             stages.append((str(name), name))
     return stages
-
-
-def _draw(store, audit: PrivacyAuditConfig, seed: int) -> tuple[StoreBatch, StoreBatch | None]:
-    """Disjoint victim rows and leaked rows (for ALGEN) from one seeded sample of the store."""
-    n = audit.sample_size
-    wants_leak = "orthogonal" in audit.defenses and audit.alignment_k
-    extra = max(audit.alignment_k) if wants_leak else 0
-    rows = store.sample(n + extra, seed=seed, batch_size=audit.batch_size)
-    order = np.random.default_rng(seed + 1).permutation(len(rows))
-
-    def take(idx: np.ndarray) -> StoreBatch:
-        docs = [rows.documents[i] for i in idx] if rows.documents is not None else None
-        return StoreBatch([rows.ids[i] for i in idx], rows.vectors[idx], docs)
-
-    victims = take(order[:n])
-    leak = take(order[n:]) if len(order) > n else None
-    return victims, leak
 
 
 def _alignment(ctx: _Context, defense, leak: StoreBatch | None, ks, examples) -> list[dict]:

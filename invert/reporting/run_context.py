@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from invert.errors import InvertError, RunFolderInUseError
 from invert.reporting.tracking import Tracker, build_tracker, save_json
 
 
@@ -71,10 +72,13 @@ def open_run(cfg: Mapping[str, Any], tracker: bool = True) -> RunContext:
     from transformers import set_seed
 
     cfg = dict(cfg)
-    seed = int(cfg.get("seed", 0))
+    if cfg.get("seed") is None:
+        raise InvertError("the run's config has no seed; every run is seeded (seed=0, say)")
+    seed = int(cfg["seed"])
     # Before any model, split or sampler is built: same seed, same weights and numbers.
     set_seed(seed)
     run_dir = Path(cfg["paths"]["output_dir"])
+    _refuse_a_finished_run(run_dir, cfg.get("train"))
     run_dir.mkdir(parents=True, exist_ok=True)
     # cpu=True as the Trainer asks for it: the first PartialState fixes the process group for
     # the whole run, and without it torchrun workers on a CPU machine would each run alone.
@@ -84,6 +88,18 @@ def open_run(cfg: Mapping[str, Any], tracker: bool = True) -> RunContext:
     # Under accelerate launch / torchrun only rank 0 opens a W&B run.
     built = build_tracker(kind, run_dir, config=cfg, is_main_process=is_main, **options)
     return RunContext(cfg=cfg, run_dir=run_dir, seed=seed, tracker=built, is_main_process=is_main)
+
+
+def _refuse_a_finished_run(run_dir: Path, train: Mapping[str, Any] | None) -> None:
+    """A training run into the folder of a finished one would overwrite its results."""
+    if train is None or not (run_dir / "results.json").is_file():
+        return
+    if train.get("resume_from") or train.get("overwrite"):
+        return
+    raise RunFolderInUseError(
+        f"{run_dir} holds a finished run (results.json); train into a new folder, resume it "
+        "with train.resume_from=latest, or set train.overwrite=true to replace it"
+    )
 
 
 def flatten_metrics(

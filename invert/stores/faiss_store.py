@@ -35,8 +35,27 @@ class FaissStore(VectorStore):
         try:
             self._index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
         except RuntimeError:  # not every index type can be memory-mapped
-            self._index = faiss.read_index(str(path))
+            try:
+                self._index = faiss.read_index(str(path))
+            except RuntimeError as err:
+                reason = str(err).strip().splitlines()[-1][:200]
+                raise StoreError(f"{path} is not a FAISS index faiss can read ({reason})") from None
         self._ids: list[str] | None = None
+        # IndexIDMap keeps custom ids beside an inner index and cannot give vectors back (its
+        # reconstruct aborts the process): read the inner index, and take the ids from the map.
+        if "IndexIDMap" in type(self._index).__name__:
+            self._ids = [str(i) for i in faiss.vector_to_array(self._index.id_map).tolist()]
+            self._outer = self._index  # owns the inner index: keep it alive
+            self._index = faiss.downcast_index(self._index.index)
+        if self.count:
+            try:
+                self._index.reconstruct(0)
+            except RuntimeError as err:
+                raise StoreError(
+                    f"{path}: a {type(self._index).__name__} cannot give its vectors back "
+                    f"({str(err).strip().splitlines()[-1][:160]}); call make_direct_map() on an "
+                    "IVF index before saving it, or store the vectors in a flat index"
+                ) from None
         self._texts: list[str] | None = None
         self._parquet: Path | None = None
         if sidecar is not None:
@@ -50,7 +69,7 @@ class FaissStore(VectorStore):
             if rows and isinstance(rows[0], str):
                 self._texts = [str(r) for r in rows]
             else:
-                self._ids = [str(r.get("id", i)) for i, r in enumerate(rows)]
+                self._ids = self._ids or [str(r.get("id", i)) for i, r in enumerate(rows)]
                 self._texts = (
                     [r.get("text") for r in rows] if any("text" in r for r in rows) else None
                 )

@@ -28,7 +28,17 @@ class NpyStore(VectorStore):
         if not path.is_file():
             raise StoreError(f"no .npy file at {path}")
         self.name = f"npy:{path.name}"
-        self._vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+        with path.open("rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise StoreError(f"{path} is not an .npy file (no NumPy header); save vectors "
+                                 "with np.save(path, array)")  # fmt: skip
+        try:
+            self._vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise StoreError(f"{path} holds Python objects, not numbers ({err}); invert never "
+                             "loads pickled data: save a float array") from None  # fmt: skip
+        if not np.issubdtype(self._vectors.dtype, np.number):
+            raise StoreError(f"{path} holds {self._vectors.dtype} values; expected numbers")
         if self._vectors.ndim != 2:
             raise StoreError(f"{path} has shape {self._vectors.shape}; expected [n, dim]")
         self._texts: list[str] | None = None
@@ -119,7 +129,21 @@ class ParquetStore(VectorStore):
                 if self._id_column
                 else list(range(start, start + n))
             )
-            vectors = np.asarray(table.column(self._vector_column).to_pylist(), dtype=np.float32)
+            vectors = _vector_rows(table.column(self._vector_column).to_pylist(), start, self.name)
             docs = table.column(self._text_column).to_pylist() if self._text_column else None
             start += n
             yield StoreBatch(ids, vectors, docs)
+
+
+def _vector_rows(rows: list, start: int, name: str) -> np.ndarray:
+    """The batch as ``[n, dim]`` floats, naming the rows when vectors are missing or ragged."""
+    lengths = [None if r is None else len(r) for r in rows]
+    common = max(set(lengths) - {None}, key=lengths.count, default=None)
+    bad = [start + i for i, n in enumerate(lengths) if n != common]
+    if bad:
+        raise StoreError(
+            f"{name}: rows {bad[:10]} hold vectors of another length or none (lengths there: "
+            f"{[lengths[i - start] for i in bad[:10]]}, elsewhere {common}); every row needs one "
+            "vector of the same dimension"
+        )
+    return np.asarray(rows, dtype=np.float32)

@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from invert.stores.base import StoreBatch, StoreError, VectorStore, require_package
+from invert.stores.safe_pickle import UnsafePickleError, check_pickles
+
+# The classes a stored point may hold: qdrant-client's data models.
+POINT_MODULES = ("qdrant_client.http.models", "qdrant_client.models")
 
 
 class QdrantStore(VectorStore):
@@ -36,6 +40,9 @@ class QdrantStore(VectorStore):
         if not path.is_dir():
             raise StoreError(f"no Qdrant folder at {path}; pass the QdrantClient(path=...) path")
         self.name = f"qdrant:{path.name}/{collection}"
+        # qdrant-client's local mode unpickles every stored point on open: check them first,
+        # so a folder from elsewhere cannot run code.
+        check_local_points(path)
         self._client = qdrant_client.QdrantClient(path=str(path))
         if not self._client.collection_exists(collection):
             names = [c.name for c in self._client.get_collections().collections]
@@ -84,3 +91,32 @@ class QdrantStore(VectorStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def check_local_points(path: Path) -> int:
+    """Checks every pickled point of a local Qdrant folder without running any of them.
+
+    Returns:
+        How many points were checked.
+
+    Raises:
+        StoreError: A point names a callable that is not one of qdrant-client's data models
+            (a crafted payload); nothing it names was called.
+    """
+    import sqlite3
+
+    checked = 0
+    for db in sorted(path.glob("collection/*/storage.sqlite")):
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            try:
+                rows = conn.execute("SELECT point FROM points").fetchall()
+            except sqlite3.DatabaseError as err:
+                raise StoreError(f"{db} is not a Qdrant points table ({err})") from err
+        try:
+            checked += check_pickles((r[0] for r in rows), POINT_MODULES)
+        except UnsafePickleError as err:
+            raise StoreError(
+                f"{db}: {err}; refusing to open it (qdrant-client would run it). Open only "
+                "stores you trust, or export the vectors to .parquet/.npy"
+            ) from None
+    return checked

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,74 +26,20 @@ from tqdm.auto import tqdm
 from invert.env import resolve_mixed_precision
 from invert.errors import CheckpointError, InvertError
 from invert.reporting.tracking import Tracker
+from invert.training.checkpoints import (
+    COMPLETE_MARKER,
+    TRAINER_STATE,
+    complete_checkpoints,
+    find_checkpoint,
+    read_checkpoint,
+    refuse_foreign_checkpoints,
+    scheduler_state,
+)
+from invert.training.config import SCHEDULES, TrainerConfig, TrainResult
 from invert.training.sampling import EpochPermutationSampler
 
 logger = logging.getLogger(__name__)
 
-SCHEDULES = ("cosine", "linear", "constant")
-
-
-@dataclass
-class TrainerConfig:
-    """Optimization and bookkeeping settings (the ``train`` config group).
-
-    Attributes:
-        output_dir: Run folder; checkpoints go to ``output_dir/checkpoints/step-N``.
-        max_steps: Optimizer steps (the schedule's length).
-        batch_size: Examples per micro-batch per process.
-        grad_accum_steps: Micro-batches per optimizer step.
-        lr: Peak learning rate.
-        lr_by_prefix: Learning rates for parameters whose name starts with a prefix
-            (e.g. ``{"projection": 1e-3}``: a fresh projection wants more than a pretrained LM).
-        weight_decay: AdamW weight decay (not applied to biases and norms).
-        warmup_steps: Linear warm-up length.
-        schedule: ``cosine``, ``linear`` or ``constant`` decay after warm-up.
-        schedule_clock: ``steps``: the decay runs over ``max_steps``. ``time``: it runs over
-            whichever ends first, ``max_steps`` or ``max_minutes``, so a run budgeted by wall
-            time (a step count unknown in advance, e.g. on a new GPU) still ends fully decayed.
-        max_grad_norm: Gradient clipping (0 disables).
-        mixed_precision: ``no`` or ``bf16`` (autocast; bf16 matmuls are fast on AMX CPUs too;
-            where the hardware would only emulate bf16 the trainer runs in fp32 and warns).
-        seed: Seeds init, data order and dropout.
-        log_every: Steps between logged losses.
-        eval_every: Steps between evaluations (0: only at the end).
-        save_every: Steps between resumable checkpoints (0: none).
-        keep_checkpoints: How many resumable checkpoints to keep.
-        max_minutes: Stop early (and say so) once training has used this much wall time.
-        resume_from: A checkpoint folder, or ``latest`` for the newest under ``output_dir``.
-    """
-
-    output_dir: str = "outputs/run"
-    max_steps: int = 100
-    batch_size: int = 16
-    grad_accum_steps: int = 1
-    lr: float = 1e-4
-    lr_by_prefix: dict[str, float] = field(default_factory=dict)
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    schedule: str = "cosine"
-    schedule_clock: str = "steps"
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "no"
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 0
-    save_every: int = 0
-    keep_checkpoints: int = 2
-    max_minutes: float | None = None
-    resume_from: str | None = None
-
-
-@dataclass
-class TrainResult:
-    """What a training run did: its step, history and throughput."""
-
-    steps: int
-    history: list[dict[str, float]]
-    seconds: float
-    examples_per_second: float
-    tokens_per_second: float
-    stopped_early: bool = False
 
 
 class Trainer:
@@ -156,8 +102,9 @@ class Trainer:
         # Not prepared: Accelerate would step it once per process, shortening the schedule
         # by the world size. Stepped by hand once per optimizer step, checkpointed all the same.
         self._time_progress = 0.0  # share of max_minutes used (schedule_clock="time")
+        # Not registered with Accelerate either: it would pickle the scheduler, and loading a
+        # pickle from a checkpoint folder can run code. Its state is JSON in trainer_state.json.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, self._lr_lambda)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         self.step = 0
         self.history: list[dict[str, float]] = []
 
@@ -216,6 +163,8 @@ class Trainer:
         cfg = self.config
         if cfg.resume_from:
             self.load_checkpoint(cfg.resume_from)
+        else:
+            self._claim_output_dir()
         micro_per_epoch = len(self.loader)
         micro_done = self.step * cfg.grad_accum_steps
         epoch, skip = divmod(micro_done, micro_per_epoch)
@@ -318,34 +267,62 @@ class Trainer:
             (self.output_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
     def save_checkpoint(self) -> Path:
-        """Saves a resumable checkpoint (weights, optimizer, scheduler, RNG, step)."""
+        """Saves a resumable checkpoint (weights, optimizer, scheduler, RNG, step).
+
+        Written into ``step-N.tmp`` and renamed when complete, with ``complete.json`` last: a
+        kill mid-write leaves a folder ``latest`` skips, never a torn ``step-N``.
+        """
         path = self.output_dir / "checkpoints" / f"step-{self.step:07d}"
+        tmp = path.with_name(path.name + ".tmp")
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(path))
         if self.is_main_process:
-            state = {"step": self.step, "history": self.history, "config": asdict(self.config)}
-            (path / "trainer_state.json").write_text(json.dumps(state))
-            for old in sorted(path.parent.glob("step-*"))[: -self.config.keep_checkpoints]:
+            _remove_tree(tmp)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))
+        self.accelerator.wait_for_everyone()
+        if self.is_main_process:
+            state = {"step": self.step, "history": self.history, "config": asdict(self.config),
+                     "scheduler": scheduler_state(self.scheduler),
+                     "time_progress": self._time_progress}  # fmt: skip
+            (tmp / TRAINER_STATE).write_text(json.dumps(state))
+            (tmp / COMPLETE_MARKER).write_text(json.dumps({"step": self.step}))
+            _remove_tree(path)
+            tmp.rename(path)
+            for old in complete_checkpoints(path.parent)[: -self.config.keep_checkpoints]:
                 _remove_tree(old)
         self.accelerator.wait_for_everyone()
         return path
 
     def load_checkpoint(self, where: str) -> None:
-        """Restores a checkpoint folder, or the newest one under ``output_dir`` for ``latest``."""
-        if where == "latest":
-            found = sorted((self.output_dir / "checkpoints").glob("step-*"))
-            if not found:
-                raise CheckpointError(f"resume_from=latest but {self.output_dir}/checkpoints is empty")
-            path = found[-1]
-        else:
-            path = Path(where)
-        state_file = path / "trainer_state.json"
-        if not state_file.is_file():
-            raise CheckpointError(f"{path} is not a resumable checkpoint (no trainer_state.json)")
-        self.accelerator.load_state(str(path))
-        state = json.loads(state_file.read_text())
+        """Restores a checkpoint folder, or the newest complete one under ``output_dir``.
+
+        Raises:
+            CheckpointError: No complete checkpoint; a damaged one (names the file); one
+                written by a run with other settings (names them); or one holding a pickle
+                invert never writes.
+        """
+        path = find_checkpoint(self.output_dir / "checkpoints", where)
+        state = read_checkpoint(path, asdict(self.config), self.accelerator.process_index)
+        try:
+            self.accelerator.load_state(str(path))
+        except Exception as err:  # a torn weights or optimizer file: name the checkpoint
+            raise CheckpointError(f"{path} is damaged ({type(err).__name__}: {err}); resume "
+                                  "from another checkpoint or start the run again") from err  # fmt: skip
         self.step, self.history = int(state["step"]), list(state["history"])
+        self._time_progress = float(state.get("time_progress", 0.0))
+        if "scheduler" in state:
+            self.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(
+                self.scheduler.lr_lambdas)})  # fmt: skip
         logger.info("resumed from %s at step %d", path, self.step)
+
+    def _claim_output_dir(self) -> None:
+        """A fresh run refuses a folder holding another run's checkpoints, unless ``overwrite``."""
+        root = self.output_dir / "checkpoints"
+        refuse_foreign_checkpoints(root, self.config.overwrite)
+        self.accelerator.wait_for_everyone()
+        if self.is_main_process and self.config.overwrite:
+            _remove_tree(root)
+        self.accelerator.wait_for_everyone()
 
     def save_model(self, path: str | Path) -> None:
         """Saves the unwrapped model with ``save_pretrained`` (main process only)."""

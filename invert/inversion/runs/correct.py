@@ -12,9 +12,8 @@ import logging
 import time
 from typing import Any
 
-from hydra.utils import instantiate
-
 from invert.configs import BagOfWordsConfig, CorrectionConfig, EvalConfig, from_mapping
+from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.errors import DimensionMismatchError
 from invert.inversion.correction import correct
@@ -53,7 +52,7 @@ def run_correction_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     run = open_run(cfg)
     run_dir = run.run_dir
     inverter = load_inverter(cfg["inverter_path"])
-    embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
+    embedder: Embedder = build_embedder(cfg["embedder"])
     if embedder.dim != inverter.config.embedder_dim:
         raise DimensionMismatchError(
             f"embedder {embedder.name} gives dim {embedder.dim}, the inverter was trained on "

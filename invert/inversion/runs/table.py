@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from hydra.utils import instantiate
 
 from invert.configs import (
     BagOfWordsConfig,
@@ -31,6 +30,7 @@ from invert.configs import (
     from_mapping,
 )
 from invert.data.pairs import EmbeddedSplit
+from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.env import default_device
 from invert.errors import DimensionMismatchError, EmptyInputError
@@ -81,7 +81,7 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
         ``table.md``, ``table.csv``, ``steps.png`` and ``results.json``.
     """
     run = open_run(cfg, tracker=False)
-    embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
+    embedder: Embedder = build_embedder(cfg["embedder"])
     inverters = {name: load_inverter(path) for name, path in cfg["inverters"].items()}
     if not inverters:
         raise EmptyInputError("inverters is empty; give at least one {regime: path}")

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 
 from invert.configs import EvalConfig, from_mapping
 from invert.data.pairs import EmbeddedSplit
+from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.inversion.evaluation import evaluate_methods
 from invert.inversion.methods import OPTIMIZED_KEY, Method, best_method, headline_metric
@@ -51,7 +52,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         folder records its data (``config.training_data``) for downstream commands.
     """
     run = open_run(cfg)
-    embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
+    embedder: Embedder = build_embedder(cfg["embedder"])
     # The embedder's name and dim are read off the embedder, never typed in a config.
     data = cfg["data"]
     inverter = instantiate(
@@ -111,7 +112,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         inverter, embedder, test, baseline, evaluation, run, bow
     )
     summary[OPTIMIZED_KEY] = headline_metric(summary["metrics"], cfg.get("optimized_metric"))
-    if result.history:  # a run stopped before its first logged step has no curve to draw
+    if any("train/loss" in h for h in result.history):  # none before the first logged step
         curve = plot_learning_curve(result.history, run.run_dir / "learning_curve.png",
                                     keys=("train/loss", "eval/token_f1", "eval/cosine"))
         run.tracker.log_image("learning_curve", curve)
@@ -130,7 +131,7 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     run = open_run(cfg)
     inverter = load_inverter(cfg["inverter_path"])
-    embedder: Embedder = instantiate(cfg["embedder"], _convert_="all")
+    embedder: Embedder = build_embedder(cfg["embedder"])
     data = data_for(inverter, cfg["inverter_path"], cfg.get("data"))
     split = cfg["split"]
     pairs = embedded_splits(data, embedder, inverter.tokenizer, dict.fromkeys(("train", split)))
