@@ -95,7 +95,9 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
     corrector = load_corrector(cfg["corrector_path"]) if cfg.get("corrector_path") else None
     trained_on = data_for(main, cfg["inverters"][first_name], None)
     in_domain = cfg["data"]["in_domain"] or trained_on["name"]
-    corpora = [(in_domain, "in")] + [(c, "out") for c in cfg["data"]["out_of_domain"] or []]
+    # The training corpus is in-domain only, even when the out-of-domain list names it.
+    corpora = [(in_domain, "in")] + [(c, "out") for c in cfg["data"]["out_of_domain"] or []
+                                     if c != in_domain]  # fmt: skip
 
     def data_of(corpus: str) -> dict[str, Any]:
         # Every corpus is split as the inverter's own was; only its training corpus keeps
