@@ -301,7 +301,7 @@ def test_encoder_decoder_corrector_trains_and_round_trips(setup, tmp_path):
     )
     history = Trainer(corrector, CorrectionDataset(setup["examples"]), collate, cfg).train().history
     losses = [h["train/loss"] for h in history if "train/loss" in h]
-    assert losses[-1] < losses[0] / 2
+    assert losses[-1] < losses[0] - 1.5  # from ~ln(V): it learns (nats, not a ratio)
     corrector.save_pretrained(tmp_path / "c")
     loaded = load_corrector(tmp_path / "c")
     assert loaded.config.architecture == "encoder_decoder" and states_equal(loaded, corrector)

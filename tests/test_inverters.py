@@ -376,3 +376,24 @@ def test_inverter_places_the_missing_word_among_distractors(trained):
     proposals = proposer(list(range(len(TEXTS))), CORRUPTED)
     for text, row in zip(TEXTS, proposals, strict=True):
         assert text in row and len(row) <= 2, row  # the single best placement is the fix
+
+
+@pytest.mark.parametrize("kind", ["prefix_lm", "hypothesis"])
+def test_a_fresh_inverter_starts_near_the_uniform_loss(kind):
+    """Before training, each family predicts close to uniformly: loss ≈ ln(vocabulary size).
+
+    An unscaled tied T5 head (transformers 5 with tie_word_embeddings=False) started at
+    ~2.5x ln(V) on this tiny model and ~9x on a real one.
+    """
+    import math
+
+    from helpers import TEXTS, fake_embeddings
+
+    from invert.training.inversion_data import PairDataset, pair_collator
+
+    model = tiny_inverter(kind)
+    dataset = PairDataset(TEXTS, fake_embeddings())
+    batch = pair_collator(model.tokenizer, 12)([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        loss = model(**batch).loss.item()
+    assert abs(loss - math.log(len(model.tokenizer))) < 1.0

@@ -67,8 +67,9 @@ class HypothesisInverter(InverterMixin, PreTrainedModel):
         pretrained_state = (
             {k: v.detach().clone() for k, v in seq2seq.state_dict().items()} if seq2seq else None
         )
-        # Untied head (see PrefixLMInverter): plain safetensors saving needs unshared tensors.
-        config.seq2seq_config = {**config.seq2seq_config, "tie_word_embeddings": False}
+        # T5's own head: tied to the input embeddings, decoder outputs scaled by d_model**-0.5.
+        # (transformers 5 ties T5's head whatever the config says, and tie_word_embeddings=False
+        # only turns the scaling off: a fresh model then starts at ~10x the ln(V) loss.)
         self.seq2seq = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**config.seq2seq_config))
         d_model = self.seq2seq.get_input_embeddings().embedding_dim
         self.projection = EmbeddingProjection(
