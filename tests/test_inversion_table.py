@@ -34,7 +34,7 @@ def _cfg(tmp_path: Path, inverters: dict[str, str], corrector: str | None, zs_lm
     outside.write_text("\n".join(OTHER) + "\n")
     return {
         "seed": 0, "inverters": inverters, "corrector_path": corrector, "n": 3, "batch_size": 8,
-        "encoder_rate_texts": 8, "log_samples": False,
+        "encoder_rate_texts": 8, "log_samples": False, "fluency_lm": zs_lm,
         "embedder": {"_target_": "correction_helpers.HashWordEmbedder"},
         # No corpus, seed or split here: the first inverter's folder records them.
         "data": {"in_domain": None, "out_of_domain": [f"file:{outside}"]},
@@ -92,6 +92,8 @@ def test_table_has_every_method_for_every_corpus(tmp_path, saved):
         assert mine["guided_search_2_rounds"]["cosine"] >= mine["guided_search_1_rounds"]["cosine"] - 1e-6
     for r in rows:
         assert 0 <= r["token_f1"] <= 1 and -1 <= r["cosine"] <= 1 and r["n"] == 3
+        # Fluency beside the targets' own, one reference perplexity per corpus.
+        assert r["target_perplexity"] > 1 and (r["perplexity"] is None or r["perplexity"] > 1)
         # Rows read off a longer run carry no time; methods with the embedder in the loop
         # report their share of the encoder-bound rate, a fraction in (0, 1].
         read_off = ("corrector_1_steps", "guided_search_1_rounds")
@@ -101,6 +103,7 @@ def test_table_has_every_method_for_every_corpus(tmp_path, saved):
             assert 0 < r["encoder_bound_fraction"] <= 1.0
         else:
             assert r["encoder_bound_fraction"] is None
+    assert len({(r["corpus"], r["target_perplexity"]) for r in rows}) == len(corpora)
     run = tmp_path / "run"
     with (run / "table.csv").open() as f:
         assert len(list(csv.DictReader(f))) == len(rows)

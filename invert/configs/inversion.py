@@ -146,6 +146,8 @@ class EvalConfig:
         print_examples: (target -> reconstruction) rows printed at the end, if
             ``log_examples``.
         search: The embedder-guided edit search (None: no search rows).
+        fluency_lm: A reference LM (``smollm2``, a folder or hub id) whose perplexity of each
+            method's texts, and of the targets, is reported (None: not measured).
     """
 
     num_examples: int = 200
@@ -157,3 +159,4 @@ class EvalConfig:
     log_examples: bool = True
     print_examples: int = 5
     search: SearchConfig | None = None
+    fluency_lm: str | None = None

@@ -14,6 +14,7 @@ from invert.api import invert_embeddings
 from invert.configs import SEARCH_ROWS, BagOfWordsConfig, SearchConfig, from_mapping
 from invert.embedders.base import Embedder
 from invert.errors import InvertError
+from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
 from invert.inversion.search.edit_search import guided_search
@@ -35,6 +36,7 @@ def evaluate_methods(
     show_progress: bool = True,
     bag_of_words: BagOfWordsInverter | None = None,
     search: SearchConfig | Mapping[str, Any] | None = None,
+    fluency: ReferenceLM | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
     """Reconstructs ``texts`` from ``embeddings`` with each method and scores every one.
 
@@ -53,6 +55,8 @@ def evaluate_methods(
     Args:
         search: A :class:`~invert.configs.SearchConfig` or a mapping of its keys (None: no
             search rows); its ``bow`` block sets the bag-of-words row's threshold.
+        fluency: A reference LM: each method gets ``perplexity`` of its texts and
+            ``target_perplexity`` of the targets (None: neither).
 
     Raises:
         InvertError: ``search.rows`` names an unknown row.
@@ -113,6 +117,7 @@ def evaluate_methods(
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = [{"target": t} for t in texts]
     seconds_by_method: dict[str, float] = {}
+    target_perplexity: float | None = None
     for method, run in runs.items():
         start = time.perf_counter()
         predictions = outputs[method] = run()
@@ -125,6 +130,12 @@ def evaluate_methods(
             embedder=embedder if scorable else None,
         )
         metrics.setdefault("cosine", None)  # None: unavailable for this embedder
+        if fluency is not None:
+            if target_perplexity is None:
+                target_perplexity = fluency.perplexity(texts)
+            fluent = [p for p in predictions if p.strip()]
+            metrics["perplexity"] = fluency.perplexity(fluent) if fluent else None
+            metrics["target_perplexity"] = target_perplexity
         metrics["seconds_per_100"] = 100 * seconds / len(texts)
         results[str(method)] = metrics
         for row, example in zip(rows, per_example, strict=True):

@@ -35,6 +35,7 @@ from invert.embedders.base import Embedder
 from invert.env import default_device
 from invert.errors import DimensionMismatchError, EmptyInputError
 from invert.inversion.correction import correct
+from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
 from invert.inversion.runs.preamble import (
@@ -57,7 +58,8 @@ from invert.reporting.tracking import build_tracker, save_json
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("corpus", "domain", "method", "bleu", "sentence_bleu", "token_f1", "exact_pct",
-           "cosine", "seconds_per_100", "encoder_bound_fraction", "n", "correction_steps")  # fmt: skip
+           "cosine", "perplexity", "target_perplexity", "seconds_per_100", "encoder_bound_fraction",
+           "n", "correction_steps")  # fmt: skip
 
 
 def encoder_rate(embedder: Embedder, texts: list[str], repeats: int = 2) -> float:
@@ -109,11 +111,13 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
     train = embedded_splits(data_of(in_domain), embedder, main.tokenizer, ("train",))["train"]
     methods = _methods(cfg, embedder, inverters, corrector, train)
     rate = encoder_rate(embedder, train.texts[: int(cfg["encoder_rate_texts"])])
+    fluency = ReferenceLM(cfg["fluency_lm"]) if cfg.get("fluency_lm") else None
     rows, samples = [], []
     for corpus, domain in corpora:
         held = head(embedded_splits(data_of(corpus), embedder, main.tokenizer, ("test",))["test"],
                     cfg["n"])  # fmt: skip
         logger.info("%s (%s-domain): %d held-out texts", corpus, domain, len(held.texts))
+        target_ppl = fluency.perplexity(held.texts) if fluency is not None else None
         for method in methods.values():
             start = time.perf_counter()
             outputs = method(held.embeddings)
@@ -121,6 +125,10 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
             for name, out in outputs.items():
                 metrics, per_example = reconstruction_metrics(out.texts, held.texts, held.embeddings, embedder)
                 took = seconds if out.timed else None
+                if fluency is not None:
+                    fluent = [x for x in out.texts if x.strip()]
+                    metrics["perplexity"] = fluency.perplexity(fluent) if fluent else None
+                    metrics["target_perplexity"] = target_ppl
                 rows.append(_row(corpus, domain, name, metrics, took, len(held.texts), out, rate))
                 if domain == "in" and cfg.get("log_samples"):
                     samples += [[corpus, name, r["target"], r["prediction"], r["cosine"]] for r in per_example[:5]]
@@ -236,6 +244,7 @@ def _row(corpus: str, domain: str, method: str, metrics: dict[str, float], secon
         "exact_pct": 100 * metrics["exact"], "cosine": metrics.get("cosine"),
         "seconds_per_100": 100 * seconds / n if seconds is not None else None,
         "encoder_bound_fraction": fraction, "n": n, "correction_steps": out.steps,
+        "perplexity": metrics.get("perplexity"), "target_perplexity": metrics.get("target_perplexity"),
     }  # fmt: skip
 
 

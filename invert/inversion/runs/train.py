@@ -17,6 +17,7 @@ from invert.data.pairs import EmbeddedSplit
 from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.inversion.evaluation import evaluate_methods
+from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import OPTIMIZED_KEY, Method, best_method, headline_metric
 from invert.inversion.runs.preamble import (
     data_for,
@@ -164,6 +165,7 @@ def _evaluate_and_report(
         inverter, embedder, test.texts, test.embeddings, baseline,
         num_candidates=evaluation.num_candidates, num_beams=evaluation.num_beams,
         batch_size=evaluation.batch_size, bag_of_words=bow, search=evaluation.search,
+        fluency=ReferenceLM(evaluation.fluency_lm) if evaluation.fluency_lm else None,
     )
     best = best_method(metrics)
     for method, values in metrics.items():
@@ -209,8 +211,12 @@ def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> N
     print("\nheld-out metrics (token F1 / cosine / BLEU / exact):")
     for method, m in metrics.items():
         cosine = "n/a" if m["cosine"] is None else f"{m['cosine']:.3f}"
+        fluency = f"  ppl {m['perplexity']:.0f}" if m.get("perplexity") is not None else ""
         print(f"  {method:<{width + 1}} F1 {m['token_f1']:.3f}  cos {cosine}  "
-              f"BLEU {m['bleu']:.1f}  exact {m['exact']:.3f}  ({m['seconds_per_100']:.1f} s/100)")
+              f"BLEU {m['bleu']:.1f}  exact {m['exact']:.3f}{fluency}  "
+              f"({m['seconds_per_100']:.1f} s/100)")
+    if (targets := next(iter(metrics.values())).get("target_perplexity")) is not None:
+        print(f"  (reference-LM perplexity of the targets themselves: {targets:.0f})")
     comparisons = [(Method.INVERTER_SEARCH, Method.NEAREST_NEIGHBOUR),
                    (Method.GUIDED_SEARCH, Method.NEAREST_NEIGHBOUR),
                    (Method.INVERTER_SEARCH, Method.BAG_OF_WORDS_SEARCH)]  # the last: the inverter's share

@@ -6,8 +6,18 @@ inverter (:mod:`inverter_edits`). :mod:`zero_shot` searches with a pretrained LM
 score candidates with :class:`~invert.inversion.search.scorer.CosineScorer`.
 """
 
-from invert.inversion.search.edit_search import edit_search, guided_search
+from invert.inversion.search.edit_search import combine_proposers, edit_search, guided_search
+from invert.inversion.search.embedder_edits import EmbedderGradientProposer
+from invert.inversion.search.inverter_edits import InverterEditProposer
 from invert.inversion.search.scorer import CosineScorer
 from invert.inversion.search.zero_shot import zero_shot_invert
 
-__all__ = ["CosineScorer", "edit_search", "guided_search", "zero_shot_invert"]
+__all__ = [
+    "CosineScorer",
+    "EmbedderGradientProposer",
+    "InverterEditProposer",
+    "combine_proposers",
+    "edit_search",
+    "guided_search",
+    "zero_shot_invert",
+]
