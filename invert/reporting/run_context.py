@@ -8,6 +8,7 @@ the seed is set before anything random is built, only rank 0 logs, and every run
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,11 @@ def open_run(cfg: Mapping[str, Any], tracker: bool = True) -> RunContext:
     seed = int(cfg["seed"])
     # Before any model, split or sampler is built: same seed, same weights and numbers.
     set_seed(seed)
+    if torch.cuda.is_available():
+        # CPU runs are bit-identical as they are; CUDA needs deterministic kernels for that
+        # (warn_only: an op without a deterministic kernel still runs, and says so).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     run_dir = Path(cfg["paths"]["output_dir"])
     _refuse_a_finished_run(run_dir, cfg.get("train"))
     run_dir.mkdir(parents=True, exist_ok=True)
