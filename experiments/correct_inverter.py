@@ -14,7 +14,7 @@ from invert.inversion.runs.correct import run_correction_experiment
 @hydra.main(version_base="1.3", config_path="../conf", config_name="correct")
 def main(cfg: DictConfig) -> float:
     summary = run_correction_experiment(OmegaConf.to_container(cfg, resolve=True))
-    steps = max(cfg.correct.eval_steps)
+    steps = max(cfg.correct.steps)
     return float(summary["metrics"][f"corrector_{steps}_steps"]["token_f1"])
 
 

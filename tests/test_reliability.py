@@ -516,3 +516,94 @@ def test_kill_9_and_resume_equals_the_uninterrupted_run(tmp_path):
     resumed = run(f"hydra.run.dir={killed}", "train.resume_from=latest")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _weights_sha(killed / "inverter") == _weights_sha(tmp_path / "whole" / "inverter")
+
+
+def _short(text: str) -> bytes:
+    """Pickle's SHORT_BINUNICODE opcode for ``text``."""
+    data = text.encode()
+    return b"\x8c" + bytes([len(data)]) + data
+
+
+def test_an_attribute_walking_pickle_is_refused_without_running(tmp_path):
+    """A dotted global (Class.__init__.__builtins__.get) reaches any callable: refused."""
+    from invert.stores.qdrant import POINT_MODULES
+    from invert.stores.safe_pickle import UnsafePickleError, check_pickles
+
+    marker = tmp_path / "RAN"
+    # STACK_GLOBAL(module, "PointStruct.__init__.__builtins__.get")("open")(marker, "w")
+    walk = (b"\x80\x04" + _short("qdrant_client.http.models")
+            + _short("PointStruct.__init__.__builtins__.get") + b"\x93"
+            + _short("open") + b"\x85R" + _short(str(marker)) + _short("w") + b"\x86R.")  # fmt: skip
+    with pytest.raises(UnsafePickleError, match="not data"):
+        check_pickles([walk], POINT_MODULES)
+    assert not marker.exists()
+    # A public name of an allowed module that is a function, not a data class.
+    function = b"\x80\x04" + _short("qdrant_client.http.models") + _short("Field") + b"\x93."
+    with pytest.raises(UnsafePickleError, match="not a data class"):
+        check_pickles([function], POINT_MODULES)
+
+
+def test_a_crafted_point_in_a_nested_qdrant_collection_is_refused(tmp_path):
+    """Collections in sub-folders are checked too: qdrant-client opens them all."""
+    pytest.importorskip("qdrant_client")
+    import sqlite3
+
+    from invert.stores.qdrant import check_local_points
+
+    db = tmp_path / "collection" / "a" / "b" / "storage.sqlite"
+    db.parent.mkdir(parents=True)
+    marker = tmp_path / "RAN"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE points (id TEXT PRIMARY KEY, point BLOB)")
+        conn.execute("INSERT INTO points VALUES (?, ?)", ("x", pickle.dumps(_RunsCode(marker))))
+    with pytest.raises(StoreError, match="not data"):
+        check_local_points(tmp_path)
+    assert not marker.exists()
+
+
+def test_cache_keys_on_which_column_of_a_vectors_file(tmp_path):
+    """One parquet, two vector columns: each gets its own vectors."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from invert.data.pairs import embed_split
+    from invert.embedders import PrecomputedEmbedder
+
+    a, b = fake_embeddings(len(TEXTS), seed=1), fake_embeddings(len(TEXTS), seed=2)
+    pq.write_table(pa.table({"text": TEXTS, "emb_a": a.tolist(), "emb_b": b.tolist()}),
+                   tmp_path / "v.parquet")  # fmt: skip
+    embed_split(TEXTS, PrecomputedEmbedder(tmp_path / "v.parquet", name="v", vector_column="emb_a"),
+                "c", "train", 16)  # fmt: skip
+    second = embed_split(TEXTS, PrecomputedEmbedder(tmp_path / "v.parquet", name="v",
+                                                    vector_column="emb_b"), "c", "train", 16)  # fmt: skip
+    assert not second.from_cache and torch.allclose(second.embeddings, b)
+
+
+def test_resuming_an_earlier_checkpoint_drops_the_abandoned_later_ones(tmp_path):
+    """Resumed from step 2 while step 4 exists: saving step 3 removes step 4, keeps step 3."""
+    root = _checkpointed(tmp_path)
+    model = tiny_inverter("prefix_lm")
+    trainer = make_trainer(model, tmp_path, max_steps=4, save_every=3, keep_checkpoints=1,
+                           lr=1e-3, resume_from=str(root / "step-0000002"))  # fmt: skip
+    trainer.train(stop_after=3)
+    assert sorted(p.name for p in root.iterdir()) == ["step-0000003"]
+
+
+def test_an_explicit_checkpoint_without_its_completion_marker_is_refused(tmp_path):
+    step = _checkpointed(tmp_path) / "step-0000004"
+    (step / "complete.json").unlink()
+    with pytest.raises(CheckpointError, match="incomplete"):
+        _resume(tmp_path, where=str(step)).load_checkpoint(str(step))
+
+
+def test_a_resumed_run_keeps_the_time_it_already_spent(tmp_path):
+    """max_minutes is one budget across a kill: the resumed run does not start it over."""
+    settings = dict(max_steps=8, save_every=2, lr=1e-3, max_minutes=60.0)
+    make_trainer(tiny_inverter("prefix_lm"), tmp_path, **settings).train(stop_after=2)
+    state_file = tmp_path / "checkpoints" / "step-0000002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["time_progress"] = 1.0  # as if the whole hour was spent before the kill
+    state_file.write_text(json.dumps(state))
+    resumed = make_trainer(tiny_inverter("prefix_lm"), tmp_path, resume_from="latest", **settings)
+    result = resumed.train()
+    assert result.stopped_early and result.steps == 3  # one step, then the budget is out

@@ -83,11 +83,14 @@ class PrecomputedEmbedder(Embedder):
         self.embeds_new_text = False
         self.name = name or path.stem
         self._sha256 = file_fingerprint(path)
+        # Which vectors and texts of the file are used changes the pairs as much as the file.
+        self._columns = {"text_column": text_column, "vector_column": vector_column,
+                         "texts_sha256": file_fingerprint(texts_path) if texts_path else None}  # fmt: skip
         self._index = {t: i for i, t in enumerate(self.texts or [])}
 
     def identity(self) -> dict[str, Any]:
         """The vectors file by content hash (its name says which model made them)."""
-        return super().identity() | {"sha256": self._sha256}
+        return super().identity() | {"sha256": self._sha256} | self._columns
 
     def _encode(self, texts: list[str], batch_size: int, show_progress: bool) -> torch.Tensor:
         if not self._index:

@@ -59,7 +59,7 @@ def headline_metric(metrics: Mapping[str, Mapping[str, float]], key: str | None 
     if key is None:
         return float(metrics[best_method(metrics)][HEADLINE_METRIC])
     method, _, metric = str(key).partition("/")
-    if method not in metrics or metric not in metrics[method]:
-        known = [f"{m}/{k}" for m, values in metrics.items() for k in values]
+    if method not in metrics or metrics[method].get(metric) is None:
+        known = [f"{m}/{k}" for m, values in metrics.items() for k, v in values.items() if v is not None]
         raise InvertError(f"optimized_metric={key!r} is not among this run's metrics: {known}")
     return float(metrics[method][metric])

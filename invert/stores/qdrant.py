@@ -106,7 +106,8 @@ def check_local_points(path: Path) -> int:
     import sqlite3
 
     checked = 0
-    for db in sorted(path.glob("collection/*/storage.sqlite")):
+    # Every points table below the folder: qdrant-client opens collections at any depth.
+    for db in sorted(path.rglob("storage.sqlite")):
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             try:
                 rows = conn.execute("SELECT point FROM points").fetchall()

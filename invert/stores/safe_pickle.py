@@ -39,12 +39,18 @@ class _AllowListUnpickler(pickle.Unpickler):
         self.module_prefixes = module_prefixes
 
     def find_class(self, module: str, name: str):  # noqa: ANN201  (pickle's own signature)
-        allowed = name in _SAFE_NAMES.get(module, ()) or (
-            module.startswith(self.module_prefixes) and not name.startswith("_")
-        )
-        if not allowed:
+        # A dotted name walks attributes (Class.__init__.__builtins__...): never allowed.
+        if "." in name:
             raise UnsafePickleError(f"the pickle asks for {module}.{name}, which is not data")
-        return super().find_class(module, name)
+        if name in _SAFE_NAMES.get(module, ()):
+            return super().find_class(module, name)
+        if not module.startswith(self.module_prefixes) or name.startswith("_"):
+            raise UnsafePickleError(f"the pickle asks for {module}.{name}, which is not data")
+        found = super().find_class(module, name)
+        # Only the data classes themselves: no functions or other objects those modules hold.
+        if not (isinstance(found, type) and found.__module__.startswith(self.module_prefixes)):
+            raise UnsafePickleError(f"the pickle asks for {module}.{name}, which is not a data class")
+        return found
 
 
 def check_pickles(blobs: Iterable[bytes], module_prefixes: tuple[str, ...]) -> int:

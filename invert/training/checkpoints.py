@@ -34,6 +34,27 @@ def complete_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def prune_checkpoints(root: Path, newest: Path, keep: int) -> None:
+    """Keeps ``newest`` and the ``keep - 1`` complete checkpoints before it.
+
+    Checkpoints of later steps are an abandoned continuation (the run was resumed from an
+    earlier one): they go, so ``latest`` can never resume them instead of this run.
+    """
+    import shutil
+
+    step = _step(newest)
+    for old in complete_checkpoints(root):
+        if old != newest and _step(old) > step:
+            shutil.rmtree(old, ignore_errors=True)
+    earlier = [p for p in complete_checkpoints(root) if p != newest]
+    for old in earlier[: max(0, len(earlier) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _step(path: Path) -> int:
+    return int(path.name.removeprefix("step-"))
+
+
 def find_checkpoint(root: Path, where: str) -> Path:
     """``where`` as a folder, or for ``latest`` the newest complete checkpoint under ``root``.
 
@@ -66,6 +87,9 @@ def read_checkpoint(path: Path, config: dict[str, Any], process_index: int) -> d
     state_file = path / TRAINER_STATE
     if not state_file.is_file():
         raise CheckpointError(f"{path} is not a resumable checkpoint (no {TRAINER_STATE})")
+    if not (path / COMPLETE_MARKER).is_file():
+        raise CheckpointError(f"{path} is incomplete (no {COMPLETE_MARKER}: its write was cut "
+                              "off, or an older invert wrote it); resume from another one")  # fmt: skip
     if foreign := sorted(p.name for p in path.glob("custom_checkpoint_*")):
         raise CheckpointError(f"{path} holds {foreign}, pickled objects invert never writes "
                               "(loading them could run code); refusing it")  # fmt: skip

@@ -29,8 +29,8 @@ from invert.reporting.tracking import Tracker
 from invert.training.checkpoints import (
     COMPLETE_MARKER,
     TRAINER_STATE,
-    complete_checkpoints,
     find_checkpoint,
+    prune_checkpoints,
     read_checkpoint,
     refuse_foreign_checkpoints,
     scheduler_state,
@@ -172,6 +172,9 @@ class Trainer:
             total=cfg.max_steps, initial=self.step, desc="training", disable=not self.is_main_process
         )
         start, examples, tokens, stopped_early = time.perf_counter(), 0, 0, False
+        # A resumed run has already spent part of max_minutes: the budget and a time-clocked
+        # schedule go on from there rather than starting over.
+        spent = 60 * cfg.max_minutes * self._time_progress if cfg.max_minutes else 0.0
         window: list[float] = []
         self.model.train()
         while self.step < cfg.max_steps and not stopped_early:
@@ -200,13 +203,13 @@ class Trainer:
                 progress.update(1)
                 elapsed = self._elapsed_on_all(start)
                 if cfg.max_minutes:
-                    self._time_progress = elapsed / (60 * cfg.max_minutes)
+                    self._time_progress = (spent + elapsed) / (60 * cfg.max_minutes)
                 self._after_step(window, examples, tokens, elapsed)
                 if window and self.step % cfg.log_every == 0:
                     progress.set_postfix(loss=f"{sum(window) / len(window):.3f}")
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     window = []
-                if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
+                if cfg.max_minutes is not None and spent + elapsed > 60 * cfg.max_minutes:
                     logger.warning("stopping at step %d: max_minutes=%s reached", self.step, cfg.max_minutes)
                     stopped_early = True
                 if self.step >= cfg.max_steps or stopped_early or self.step == stop_after:
@@ -288,8 +291,7 @@ class Trainer:
             (tmp / COMPLETE_MARKER).write_text(json.dumps({"step": self.step}))
             _remove_tree(path)
             tmp.rename(path)
-            for old in complete_checkpoints(path.parent)[: -self.config.keep_checkpoints]:
-                _remove_tree(old)
+            prune_checkpoints(path.parent, path, self.config.keep_checkpoints)
         self.accelerator.wait_for_everyone()
         return path
 

@@ -84,7 +84,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     )
     result = trainer.train()
     # Draws from the training set (a run may stop inside an epoch): membership audits replay
-    # them with invert.training.trainer.seen_example_indices.
+    # them with invert.training.sampling.seen_example_indices.
     examples_seen = (result.steps * train_cfg.batch_size * train_cfg.grad_accum_steps
                      * trainer.accelerator.num_processes)  # fmt: skip
     inverter_path = run.run_dir / "inverter"
