@@ -148,6 +148,7 @@ def tiny_grid(tmp_path_factory):
     return out, cfg, summary
 
 
+@pytest.mark.slow  # worker processes: the second tier
 def test_parallel_workers_give_the_same_cells(tmp_path, tiny_grid):
     _, _, sequential = tiny_grid
     _, parallel = _tiny_grid(tmp_path, "probe.workers=2")

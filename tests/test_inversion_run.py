@@ -72,6 +72,7 @@ def test_tiny_run_writes_an_offline_wandb_run_with_metrics_and_samples(tiny_run)
     assert list((runs[0] / "files" / "media").rglob("samples*.table.json"))
 
 
+@pytest.mark.slow  # a second whole tiny run: the second tier
 def test_second_run_hits_the_embedding_cache(tiny_run, tmp_path: Path, caplog, capsys) -> None:
     caplog.set_level(logging.INFO, logger="invert")
     cfg = tiny_config(tmp_path, "experiment=tiny", "logger=none", "train.max_steps=1",
@@ -90,6 +91,7 @@ def test_second_run_hits_the_embedding_cache(tiny_run, tmp_path: Path, caplog, c
     assert "inverter search vs bag of words search" in printed
 
 
+@pytest.mark.slow  # embeds a second corpus with MiniLM: the second tier
 def test_saved_inverter_evaluates_on_another_corpus(tiny_run, tmp_path: Path) -> None:
     run_dir, _ = tiny_run
     cfg = tiny_config(
