@@ -57,13 +57,12 @@ class RunContext:
         return summary
 
 
-def open_run(cfg: Mapping[str, Any], tracker: bool = True) -> RunContext:
+def open_run(cfg: Mapping[str, Any]) -> RunContext:
     """Creates the run folder, seeds everything and opens the tracker.
 
     Args:
         cfg: Resolved config with ``paths.output_dir``, ``seed`` and ``logger`` (``kind`` and
             the tracker's options; absent: no tracker).
-        tracker: False opens a no-op tracker (runs that log through another run).
 
     Returns:
         The run's context.
@@ -89,7 +88,7 @@ def open_run(cfg: Mapping[str, Any], tracker: bool = True) -> RunContext:
     # cpu=True as the Trainer asks for it: the first PartialState fixes the process group for
     # the whole run, and without it torchrun workers on a CPU machine would each run alone.
     is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
-    options = dict(cfg.get("logger") or {}) if tracker else {}
+    options = dict(cfg.get("logger") or {})
     kind = options.pop("kind", "none")
     # Under accelerate launch / torchrun only rank 0 opens a W&B run.
     built = build_tracker(kind, run_dir, config=cfg, is_main_process=is_main, **options)

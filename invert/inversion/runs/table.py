@@ -53,7 +53,7 @@ from invert.models.pretrained_lm import load_causal_lm, load_tokenizer
 from invert.reporting.plots import save_figure
 from invert.reporting.run_context import open_run
 from invert.reporting.tables import write_table
-from invert.reporting.tracking import build_tracker, save_json
+from invert.reporting.tracking import Tracker, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
         ``{"rows": [...], "files": {...}, "encoder_texts_per_second": float}``; also writes
         ``table.md``, ``table.csv``, ``steps.png`` and ``results.json``.
     """
-    run = open_run(cfg, tracker=False)
+    run = open_run(cfg)
     embedder: Embedder = build_embedder(cfg["embedder"])
     inverters = {name: load_inverter(path) for name, path in cfg["inverters"].items()}
     if not inverters:
@@ -136,7 +136,7 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
     summary = {"rows": rows, "files": {k: str(v) for k, v in files.items()},
                "encoder_texts_per_second": rate, "data": trained_on}  # fmt: skip
     save_json(run.run_dir / "results.json", summary)
-    _log(cfg, run.run_dir, rows, files, samples)
+    _log(run.tracker, rows, files, samples)
     print(files["markdown"].read_text())
     return summary
 
@@ -282,10 +282,7 @@ def plot_metrics_by_step(rows: list[dict[str, Any]], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _log(cfg: dict[str, Any], run_dir: Path, rows: list[dict], files: dict[str, Path],
-         samples: list[list]) -> None:  # fmt: skip
-    options = {k: v for k, v in cfg["logger"].items() if k != "kind"}
-    tracker = build_tracker(cfg["logger"]["kind"], run_dir, config=cfg, **options)
+def _log(tracker: Tracker, rows: list[dict], files: dict[str, Path], samples: list[list]) -> None:
     tracker.log_table("results", list(COLUMNS), [[r[c] for c in COLUMNS] for r in rows])
     if "plot" in files:
         tracker.log_image("metrics_by_step", files["plot"])
