@@ -142,7 +142,8 @@ def test_defaults_are_stated_once_in_the_schema(tmp_path) -> None:
     quick = _compose("train_inverter", ["logger=none", "experiment=quickstart"], tmp_path)
     changed = {k for k, v in quick["eval"]["search"].items() if getattr(SearchConfig(), k) != v
                and k != "bow"}  # fmt: skip
-    assert changed == {"rows", "num_rounds", "edits_per_round"}
+    assert changed == {"rows", "num_rounds", "edits_per_round", "max_minutes", "deletions_per_round",
+                       "inverter_edits", "fluency_weight"}
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ Hydra's ``conf/`` groups hold what an experiment changes; the library reads ever
 through these dataclasses (:func:`from_mapping`).
 """
 
+from invert.configs.budget import BudgetConfig
 from invert.configs.inversion import (
     SEARCH_ROWS,
     BagOfWordsConfig,
@@ -18,6 +19,7 @@ from invert.configs.schema import UnknownConfigKeyError, from_mapping, to_dict
 __all__ = [
     "SEARCH_ROWS",
     "BagOfWordsConfig",
+    "BudgetConfig",
     "CorrectionConfig",
     "EvalConfig",
     "PrivacyAuditConfig",

@@ -6,6 +6,7 @@ from the dataclass and refuses keys it does not define.
 
 from __future__ import annotations
 
+from invert.configs.budget import BudgetConfig
 from invert.configs.inversion import (
     BagOfWordsConfig,
     CorrectionConfig,
@@ -22,6 +23,7 @@ SCHEMAS = {
     "correct": CorrectionConfig,
     "zero_shot": ZeroShotConfig,
     "audit": PrivacyAuditConfig,
+    "budget": BudgetConfig,
 }
 
 

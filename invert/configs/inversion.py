@@ -61,6 +61,14 @@ class SearchConfig:
         early_stop_cosine: An example stops once its best cosine reaches this (None: never).
         word_prior_weight: > 0 scores kept texts by cosine + this x expected token F1 under
             the bag-of-words probabilities (fewer filler words that embed close).
+        fluency_weight: > 0 scores kept texts by cosine + this x their mean word
+            log-probability under a word trigram model of the training texts (sentences, not
+            word salad).
+        max_minutes: Wall-time budget of each search row: no round starts that would end
+            past it (None: all ``num_rounds``). Sizes a run to a machine, at the price of a
+            round count that depends on its speed (recorded with the results).
+        deletions_per_round: One-word deletions tried per kept text (None: all; each costs an
+            embedding).
         mixed_precision: ``no`` or ``bf16`` for the inverter's proposal passes.
         seed: Seed of the random edits.
         bow: The bag-of-words model the search proposes words with.
@@ -81,6 +89,9 @@ class SearchConfig:
     inverter_places_words: bool = True
     early_stop_cosine: float | None = 0.99
     word_prior_weight: float = 0.0
+    fluency_weight: float = 0.0
+    max_minutes: float | None = None
+    deletions_per_round: int | None = None
     mixed_precision: str = "no"
     seed: int = 0
     bow: BagOfWordsConfig = field(default_factory=BagOfWordsConfig)

@@ -18,6 +18,7 @@ from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
 from invert.inversion.search.edit_search import guided_search
+from invert.inversion.search.word_lm import WordNgramLM
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 
@@ -74,6 +75,11 @@ def evaluate_methods(
             logger.warning("%s cannot embed new text: re-ranking and search rows left out, "
                            "cosine reported as unavailable", embedder.name)  # fmt: skip
         search, num_candidates = None, 1
+    word_lm = None
+    if search is not None and search.fluency_weight > 0:
+        if baseline is None:
+            raise InvertError("search.fluency_weight > 0 needs the training texts: pass the retrieval baseline")
+        word_lm = WordNgramLM.fit(baseline.texts)
     runs: dict[str, Any] = {}
     outputs: dict[str, list[str]] = {}
     if baseline is not None:
@@ -99,20 +105,20 @@ def evaluate_methods(
     if search is not None and bag_of_words is not None and Method.BAG_OF_WORDS_SEARCH in rows_wanted:
         # The ablation: the same search with no trained inverter (seeded by the word guess).
         runs[Method.BAG_OF_WORDS_SEARCH] = lambda: guided_search(
-            embeddings, embedder, None, None, bag_of_words, search, show_progress
+            embeddings, embedder, None, None, bag_of_words, search, show_progress, word_lm=word_lm
         ).texts
     if search is not None and seeding is not None and Method.INVERTER_SEARCH in rows_wanted:
         # vec2text's recipe with a search for a corrector: the inverter's hypothesis, improved
         # with the embedder in the loop and the inverter proposing edits; nothing retrieved.
         runs[Method.INVERTER_SEARCH] = lambda: guided_search(
             embeddings, embedder, outputs[seeding], None, bag_of_words, search, show_progress,
-            inverter=inverter,
+            inverter=inverter, word_lm=word_lm,
         ).texts
     retrieval_or_inverter = seeding is not None or baseline is not None
     if search is not None and retrieval_or_inverter and Method.GUIDED_SEARCH in rows_wanted:
         runs[Method.GUIDED_SEARCH] = lambda: guided_search(
             embeddings, embedder, outputs.get(seeding), baseline, bag_of_words, search,
-            show_progress, inverter=inverter,
+            show_progress, inverter=inverter, word_lm=word_lm,
         ).texts
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = [{"target": t} for t in texts]

@@ -18,6 +18,7 @@ from torch import nn
 from invert.data.text import word_tokens
 from invert.embedders.base import check_embeddings
 from invert.errors import CheckpointError, InvertError
+from invert.models.multilabel import fit_multilabel
 
 REPEATS = 3  # repeat counts tracked per word: 2, 3 and 4 or more occurrences
 
@@ -94,30 +95,11 @@ class BagOfWordsInverter(nn.Module):
         lr: float = 1e-3,
         seed: int = 0,
     ) -> list[float]:
-        """Trains with BCE (Adam, seeded shuffles); returns the mean loss per epoch.
-
-        A plain loop rather than the shared Trainer: a few thousand full-vocabulary MLP steps
-        take seconds on a CPU and need no checkpoints or distributed setup.
-        """
+        """Trains with BCE (Adam, seeded shuffles); returns the mean loss per epoch."""
         emb = check_embeddings(embeddings, self.embedding_dim, self._source())
         labels = self.targets(texts)
         self.repeat_rates.copy_(self._repeat_rates(texts))
-        generator = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
-        self.train()
-        losses = []
-        for _ in range(epochs):
-            order, total = torch.randperm(len(emb), generator=generator), 0.0
-            for s in range(0, len(emb), batch_size):
-                idx = order[s : s + batch_size]
-                loss = nn.functional.binary_cross_entropy_with_logits(self(emb[idx]), labels[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-            losses.append(total / len(emb))
-        self.eval()
-        return losses
+        return fit_multilabel(self, emb, labels, epochs, batch_size, lr, seed)
 
     def _repeat_rates(self, texts: Sequence[str]) -> torch.Tensor:
         present, at_least = torch.zeros(len(self.vocabulary)), torch.zeros(len(self.vocabulary), REPEATS)

@@ -59,6 +59,8 @@ def build_inverter(
     tok = load_tokenizer(tokenizer or lm)
     common = {"embedder_name": embedder_name, "embedder_dim": embedder_dim, **kwargs}
     if kind == "prefix_lm":
+        if kwargs.get("hint_tokens"):
+            common.setdefault("hint_separator_id", _hint_separator(tok))
         if lm_config is not None:
             from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -72,6 +74,12 @@ def build_inverter(
         model = _build_hypothesis(lm, lm_config, tok, common)
     model.tokenizer = tok
     return model
+
+
+def _hint_separator(tok: PreTrainedTokenizerBase) -> int:
+    """A newline between the word hints and the text, as a prompt would put it (else eos)."""
+    ids = tok("\n", add_special_tokens=False)["input_ids"]
+    return int(ids[-1]) if ids else int(tok.eos_token_id)
 
 
 def _build_hypothesis(

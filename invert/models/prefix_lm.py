@@ -3,6 +3,12 @@
 The LM is pretrained (offline: the packaged SmolLM2-135M) and tuned in one of three regimes:
 ``lora`` (default: LoRA adapters through peft plus the projection), ``full`` (everything), or
 ``prefix`` (LM frozen; only the projection that makes the prefix learns).
+
+With ``hint_tokens > 0`` the LM also reads words: a :class:`~invert.models.token_bag.TokenBagHead`
+fit on the training pairs (before the LM, see :mod:`invert.training.hints`) names the
+``hint_tokens`` LM tokens it thinks the text holds, and their token embeddings follow the prefix,
+then a separator token, then the text: ``[prefix; hint tokens; separator; text]``. The LM trains
+on hints predicted out of fold, so it learns to repair a wrong bag rather than copy a right one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, Pre
 from invert.errors import InvertError
 from invert.models.base import InverterMixin
 from invert.models.projection import EmbeddingProjection
+from invert.models.token_bag import TokenBagHead
 
 TUNINGS = ("lora", "full", "prefix")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -35,6 +42,11 @@ class PrefixLMInverterConfig(PretrainedConfig):
         tuning: ``lora``, ``full`` or ``prefix``.
         lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings.
         max_text_tokens: Target length in tokens used in training (generation default).
+        hint_tokens: Word-hint tokens the LM reads after the prefix (0: none).
+        hint_vocabulary: LM tokens the hint head scores (the commonest in training).
+        hint_hidden_dim: Hidden width of the hint head.
+        hint_separator_id: Token id between the hints and the text (set by the builder).
+        hint_folds, hint_epochs: How the hint heads are fit (:mod:`invert.training.hints`).
     """
 
     model_type = "invert_prefix_lm"
@@ -55,6 +67,12 @@ class PrefixLMInverterConfig(PretrainedConfig):
         lora_dropout: float = 0.0,
         lora_target_modules: list[str] | tuple[str, ...] = DEFAULT_LORA_TARGETS,
         max_text_tokens: int = 32,
+        hint_tokens: int = 0,
+        hint_vocabulary: int = 8000,
+        hint_hidden_dim: int = 512,
+        hint_separator_id: int = 0,
+        hint_folds: int = 2,
+        hint_epochs: int = 10,
         **kwargs: Any,
     ) -> None:
         if tuning not in TUNINGS:
@@ -66,6 +84,11 @@ class PrefixLMInverterConfig(PretrainedConfig):
         self.tuning, self.lora_r, self.lora_alpha = tuning, lora_r, lora_alpha
         self.lora_dropout, self.lora_target_modules = lora_dropout, list(lora_target_modules)
         self.max_text_tokens = max_text_tokens
+        if hint_tokens < 0 or hint_vocabulary < 1:
+            raise InvertError(f"need hint_tokens >= 0 and hint_vocabulary >= 1, got {hint_tokens}, {hint_vocabulary}")
+        self.hint_tokens, self.hint_vocabulary = hint_tokens, hint_vocabulary
+        self.hint_hidden_dim, self.hint_separator_id = hint_hidden_dim, hint_separator_id
+        self.hint_folds, self.hint_epochs = hint_folds, hint_epochs
         super().__init__(**kwargs)
 
 
@@ -93,6 +116,11 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             config.projection_hidden_dim,
             config.projection_dropout,
             config.prefix_scale,
+        )
+        self.hint_head = (
+            TokenBagHead(config.embedder_dim, config.hint_vocabulary, config.hint_hidden_dim)
+            if config.hint_tokens > 0
+            else None
         )
         self.post_init()
         if pretrained_state is not None:
@@ -135,6 +163,38 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             param.requires_grad = tuning == "full" or (tuning == "lora" and "lora_" in name)
         for param in self.projection.parameters():
             param.requires_grad = True
+        if self.hint_head is not None:  # fit before the LM trains (invert.training.hints)
+            self.hint_head.requires_grad_(False)
+
+    @property
+    def num_input_vectors(self) -> int:
+        """Vectors before the text: the prefix, then the hints and their separator if any."""
+        hints = self.config.hint_tokens
+        return self.config.num_prefix_tokens + (hints + 1 if hints else 0)
+
+    def hints(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """``[n, hint_tokens]`` LM token ids the hint head reads off ``embeddings`` (None: no head)."""
+        if self.hint_head is None:
+            return None
+        return self.hint_head.top_tokens(embeddings, self.config.hint_tokens)
+
+    def conditioning(self, embeddings: torch.Tensor, hint_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """What the LM reads before the text: ``[n, num_input_vectors, d_model]``.
+
+        Args:
+            embeddings: ``[n, embedder_dim]``.
+            hint_ids: ``[n, hint_tokens]`` hint token ids (training passes out-of-fold ones;
+                None: the hint head's own).
+        """
+        prefix = self.prefix(embeddings)
+        if self.hint_head is None:
+            return prefix
+        if hint_ids is None:
+            hint_ids = self.hints(embeddings)
+        table = self.lm.get_input_embeddings()
+        hint_ids = hint_ids.to(prefix.device)
+        separator = hint_ids.new_full((len(hint_ids), 1), self.config.hint_separator_id)
+        return torch.cat([prefix, table(torch.cat([hint_ids, separator], dim=1))], dim=1)
 
     def prefix(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The k prefix vectors for each embedding, in the LM's dtype."""
@@ -147,9 +207,12 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
+        hint_ids: torch.Tensor | None = None,
     ) -> Any:
-        """Teacher-forced pass; returns the LM output (``.loss`` when labels are given)."""
-        prefix = self.prefix(embeddings)
+        """Teacher-forced pass; returns the LM output (``.loss`` when labels are given).
+
+        ``hint_ids`` are used only when the model reads hints (None: its hint head's)."""
+        prefix = self.conditioning(embeddings, hint_ids)
         # Inputs may arrive from the CPU (a tokenizer's ids): move them to the weights.
         input_ids, attention_mask = input_ids.to(prefix.device), attention_mask.to(prefix.device)
         labels = labels.to(prefix.device) if labels is not None else None
@@ -166,11 +229,11 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
     ) -> torch.Tensor:
         """``[n, L, vocab]``: row j is the logits for token j given the prefix and tokens < j."""
         logits = self(embeddings, input_ids, attention_mask).logits
-        k = self.config.num_prefix_tokens
+        k = self.num_input_vectors
         return logits[:, k - 1 : k - 1 + input_ids.shape[1]]
 
     def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        prefix = self.prefix(embeddings)
+        prefix = self.conditioning(embeddings)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
         # With only inputs_embeds, decoder-only generate returns just the new tokens.
         return self.lm.generate(inputs_embeds=prefix, attention_mask=mask, **kwargs)

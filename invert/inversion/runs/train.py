@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from invert.configs import EvalConfig, from_mapping
+from invert.configs import BudgetConfig, EvalConfig, from_mapping
 from invert.data.pairs import EmbeddedSplit
 from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
@@ -34,6 +34,8 @@ from invert.reporting.plots import plot_learning_curve, plot_metric_bars
 from invert.reporting.run_context import RunContext, open_run
 from invert.reporting.tracking import save_json
 from invert.training import Trainer, TrainerConfig
+from invert.training.budget import training_minutes
+from invert.training.hints import fit_hint_heads
 from invert.training.inversion_data import PairDataset, pair_collator
 
 logger = logging.getLogger(__name__)
@@ -73,10 +75,18 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         scores = results[Method.INVERTER].items()
         return {k: v for k, v in scores if k in ("bleu", "token_f1", "cosine", "exact") and v is not None}
 
-    train_cfg = TrainerConfig(**{**cfg["train"], "output_dir": str(run.run_dir)})
+    hints = None
+    if getattr(inverter, "hint_head", None) is not None:
+        config = inverter.config
+        hints = fit_hint_heads(inverter, pairs["train"].texts, pairs["train"].embeddings,
+                               config.hint_folds, config.hint_epochs, seed=run.seed)  # fmt: skip
+    # Sized last, once loading, embedding and the hint heads have taken what they took here.
+    budget = from_mapping(BudgetConfig, cfg.get("budget"), "budget")
+    minutes = training_minutes(budget, cfg["train"].get("max_minutes"))
+    train_cfg = TrainerConfig(**{**cfg["train"], "output_dir": str(run.run_dir), "max_minutes": minutes})
     trainer = Trainer(
         inverter,
-        PairDataset(pairs["train"].texts, pairs["train"].embeddings),
+        PairDataset(pairs["train"].texts, pairs["train"].embeddings, hints),
         pair_collator(inverter.tokenizer, data["max_tokens"]),
         train_cfg,
         tracker=run.tracker,

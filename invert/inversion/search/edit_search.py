@@ -27,7 +27,7 @@ score, so of two texts the embedder rates alike the one made of likelier words i
 from __future__ import annotations
 
 import random
-from collections import Counter
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,12 +37,13 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from invert.configs import SearchConfig, from_mapping
-from invert.data.text import word_tokens
 from invert.embedders.base import Embedder, check_embeddings
 from invert.errors import InvertError
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer
 from invert.inversion.search.inverter_edits import InverterEditProposer
 from invert.inversion.search.scorer import CosineScorer
+from invert.inversion.search.word_lm import WordNgramLM
+from invert.inversion.search.word_prior import WordPrior
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 
@@ -74,6 +75,7 @@ class EditSearchResult:
         texts_by_round: ``[round][example]`` best text after each round.
         embedded_texts: Distinct texts embedded in all.
         embedder_calls: Batched ``encode`` calls (one per round with anything new).
+        rounds: Edit rounds run (fewer than asked when ``max_minutes`` ran out).
     """
 
     texts: list[str]
@@ -82,6 +84,7 @@ class EditSearchResult:
     texts_by_round: list[list[str]] = field(default_factory=list)
     embedded_texts: int = 0
     embedder_calls: int = 0
+    rounds: int = 0
 
 
 def edit_search(
@@ -99,6 +102,10 @@ def edit_search(
     proposer: Proposer | None = None,
     word_prior: WordPrior | None = None,
     proposal_weights: Sequence[Sequence[float]] | None = None,
+    word_lm: WordNgramLM | None = None,
+    fluency_weight: float = SearchConfig.fluency_weight,
+    max_minutes: float | None = SearchConfig.max_minutes,
+    deletions_per_round: int | None = SearchConfig.deletions_per_round,
 ) -> EditSearchResult:
     """Word-edit hill climbing on the embedder's cosine, batched across examples.
 
@@ -123,6 +130,14 @@ def edit_search(
             stopping and the reported cosines stay pure cosine.
         proposal_weights: Per example, one sampling weight per proposal word (e.g. its
             bag-of-words probability); None: random edits draw proposals uniformly.
+        word_lm: Adds ``fluency_weight x`` each text's mean word log-probability under this
+            n-gram model to the score that picks the kept texts, so the search ends on
+            sentences rather than word salad (None: no fluency term).
+        fluency_weight: Its weight beside the cosine.
+        max_minutes: No round starts that would end past this much wall time, judged by the
+            last round's (None: all ``num_rounds``). The rounds run are in the result.
+        deletions_per_round: One-word deletions tried per kept text (random ones when a text
+            has more words; None: every one).
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -153,9 +168,16 @@ def edit_search(
     if word_prior is not None and len(word_prior.probabilities) != n:
         raise InvertError(f"the word prior has {len(word_prior.probabilities)} rows for {n} targets")
     result = EditSearchResult(texts=[], cosines=[])
-    beams = _keep_best(pools, scorer, beam_width, result, word_prior)
+    fluency = (word_lm, fluency_weight) if word_lm is not None and fluency_weight > 0 else None
+    beams = _keep_best(pools, scorer, beam_width, result, word_prior, fluency)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
+    started = last = time.perf_counter()
     for _ in tqdm(range(num_rounds), desc="edit search", disable=not show_progress):
+        now = time.perf_counter()
+        if max_minutes is not None and (now - started) + (now - last) > 60 * max_minutes and result.rounds:
+            break  # the next round would end past the budget
+        last = now
+        result.rounds += 1
         active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
         proposed: dict[int, list[str]] = {i: [] for i in active}
         if proposer is not None and active:
@@ -171,77 +193,29 @@ def edit_search(
             cands = [
                 edit
                 for text in beams[i]
-                for edit in _deletions(text)
+                for edit in _deletions(text, deletions_per_round, rng)
                 + [_random_edit(text, words[i], donors, max_words, rng, weights[i])
                    for _ in range(edits_per_round)]  # fmt: skip
             ]
             cands += proposed[i]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
-        beams = _keep_best(new_pools, scorer, beam_width, result, word_prior)
+        beams = _keep_best(new_pools, scorer, beam_width, result, word_prior, fluency)
     result.texts = [b[0] for b in beams]
     result.cosines = [scorer.cosine(i, b[0]) for i, b in enumerate(beams)]
     result.embedded_texts, result.embedder_calls = len(scorer.vectors), scorer.calls
     return result
 
 
-@dataclass
-class WordPrior:
-    """Per example, each word's probability of being in the target, as a search score term.
-
-    Attributes:
-        probabilities: One ``{word: P(word in target)}`` per example (lowercase ``\\w+``
-            words, as :func:`invert.inversion.metrics.token_f1` counts them); a word not listed has
-            probability 0.
-        lengths: Expected word count of each target (e.g. the mean of its seed texts').
-        weight: Weight of the expected F1 beside the cosine.
-        repeats: Per word, P(the target holds it >= k times | it holds it) for k = 2, 3, ...
-            (token F1 counts repeats); a word not listed is counted once (None: every word).
-    """
-
-    probabilities: list[dict[str, float]]
-    lengths: list[float]
-    weight: float = 0.3
-    repeats: dict[str, list[float]] | None = None
-
-    def expected_f1(self, example: int, text: str) -> float:
-        """Token F1 of ``text`` in expectation over the prior: twice the expected matches
-        over the text's length plus the target's expected length (a ratio of expectations).
-        The c-th copy of a word matches with P(word) x P(>= c copies | present)."""
-        words = word_tokens(text)
-        probs, repeats = self.probabilities[example], self.repeats or {}
-        matches = 0.0
-        for word, count in Counter(words).items():
-            if (p := probs.get(word, 0.0)) > 0:
-                matches += p * (1.0 + sum(repeats.get(word, [])[: count - 1]))
-        return 2.0 * matches / (len(words) + self.lengths[example]) if words else 0.0
-
-    @classmethod
-    def from_bag_of_words(
-        cls,
-        model: BagOfWordsInverter,
-        embeddings: torch.Tensor,
-        seeds: Sequence[Sequence[str]],
-        weight: float,
-        top_k: int = 256,
-    ) -> WordPrior:
-        """The bag-of-words model's word probabilities (its ``top_k`` likeliest per target),
-        its training texts' repeat rates and, as expected lengths, the mean word count of
-        each example's seed texts."""
-        words, probs = model.top_words(embeddings, top_k)
-        tables = [dict(zip(w, p, strict=True)) for w, p in zip(words, probs, strict=True)]
-        lengths = [sum(len(word_tokens(t)) for t in row) / max(1, len(row)) for row in seeds]
-        listed = {w for table in tables for w in table}
-        rates = model.repeat_rates.tolist()
-        repeats = {w: rates[model.index[w]] for w in listed if rates[model.index[w]][0] > 0}
-        return cls(tables, lengths, weight, repeats)
-
-
-def _deletions(text: str) -> list[str]:
-    """Every one-word deletion: cheap, and what clears the repeats a climb leaves behind."""
+def _deletions(text: str, limit: int | None, rng: random.Random) -> list[str]:
+    """One-word deletions (``limit`` random ones, None: all): what clears the repeats a climb
+    leaves behind; each costs an embedding, so long texts may try a sample."""
     tokens = text.split()
     if len(tokens) < 2:
         return []
-    return [" ".join(tokens[:k] + tokens[k + 1 :]) for k in range(len(tokens))]
+    places = range(len(tokens))
+    if limit is not None and limit < len(tokens):
+        places = sorted(rng.sample(places, limit))
+    return [" ".join(tokens[:k] + tokens[k + 1 :]) for k in places]
 
 
 def _random_edit(
@@ -278,12 +252,15 @@ def _keep_best(
     width: int,
     result: EditSearchResult,
     word_prior: WordPrior | None = None,
+    fluency: tuple[WordNgramLM, float] | None = None,
 ) -> list[list[str]]:
     """Scores the round's new texts in one call and keeps each example's ``width`` best."""
     scorer.embed_new({t for pool in pools for t in pool})
 
     def score(i: int, text: str) -> float:
         bonus = word_prior.weight * word_prior.expected_f1(i, text) if word_prior else 0.0
+        if fluency is not None:
+            bonus += fluency[1] * fluency[0].mean_log_prob(text)
         return scorer.cosine(i, text) + bonus
 
     beams = [sorted(pool, key=lambda t, i=i: -score(i, t))[:width] for i, pool in enumerate(pools)]
@@ -304,6 +281,7 @@ def guided_search(
     search: SearchConfig | Mapping[str, Any] | None = None,
     show_progress: bool = False,
     inverter: PreTrainedModel | None = None,
+    word_lm: WordNgramLM | None = None,
 ) -> EditSearchResult:
     """:func:`edit_search` seeded by an inverter, retrieval and a bag-of-words guess.
 
@@ -328,6 +306,8 @@ def guided_search(
             defaults).
         show_progress: Progress bar over rounds.
         inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
+        word_lm: The fluency term's n-gram model, weighted by ``search.fluency_weight``
+            (None: none).
 
     Raises:
         UnknownConfigKeyError: ``search`` has a key SearchConfig does not define.
@@ -376,4 +356,6 @@ def guided_search(
         word_prior=prior, proposal_weights=weights, num_rounds=search.num_rounds,
         edits_per_round=search.edits_per_round, beam_width=search.beam_width,
         early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
+        word_lm=word_lm, fluency_weight=search.fluency_weight, max_minutes=search.max_minutes,
+        deletions_per_round=search.deletions_per_round,
     )  # fmt: skip
