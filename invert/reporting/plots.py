@@ -135,3 +135,42 @@ def plot_metric_bars(
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def plot_runs(
+    curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    xlabel: str,
+    title: str | None = None,
+) -> Path:
+    """Several runs' curves on shared panels, one panel per metric, one line per run.
+
+    Args:
+        curves: ``{run label: {metric: (xs, ys)}}``; a run lacking a metric has no line there.
+        path: Where to write the PNG.
+        xlabel: What the x values are (e.g. "training examples seen").
+        title: Figure title.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        EmptyInputError: No run has any points.
+    """
+    metrics = list(dict.fromkeys(m for run in curves.values() for m, (xs, _) in run.items() if len(xs)))
+    if not metrics:
+        raise EmptyInputError(f"no points to plot for runs {list(curves)}")
+    fig = Figure(figsize=(6.4, 2.4 * len(metrics) + 0.6), layout="constrained")
+    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        for label, run in curves.items():
+            if metric in run and len(run[metric][0]):
+                xs, ys = run[metric]
+                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

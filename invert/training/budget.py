@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+
 from invert.configs import BudgetConfig
 from invert.errors import InvertError
 
