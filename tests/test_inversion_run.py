@@ -177,3 +177,17 @@ def test_the_run_returns_the_headline_or_the_chosen_metric(tiny_run, tmp_path: P
                       name="evaluate")  # fmt: skip
     with pytest.raises(InvertError, match="not among this run's metrics.*inverter/token_f1"):
         evaluate_saved_inverter(bad)
+
+
+def test_a_hinted_budgeted_run_trains_on_hints_and_searches_with_the_fluency_term(tmp_path: Path) -> None:
+    """The quick start's recipe on the tiny config: word hints, a budget, the fluency term."""
+    cfg = tiny_config(tmp_path, "experiment=tiny", "logger=none", "model.hint_tokens=3",
+                      "model.hint_vocabulary=64", "model.hint_epochs=2", "budget.total_minutes=600",
+                      "budget.reserve_minutes=1", "eval.search.fluency_weight=0.05",
+                      "eval.search.max_minutes=5", "eval.search.deletions_per_round=2",
+                      "train.save_every=0")  # fmt: skip
+    summary = run_inversion_experiment(cfg)
+    inverter = load_inverter(summary["inverter_path"])
+    assert inverter.config.hint_tokens == 3 and inverter.hint_head is not None
+    assert summary["train"]["steps"] == cfg["train"]["max_steps"]  # a generous budget ends nothing
+    assert {"bag_of_words_search", "inverter_search", "guided_search"} <= set(summary["metrics"])

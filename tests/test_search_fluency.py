@@ -72,3 +72,20 @@ def test_deletions_sample_at_most_the_limit():
     assert len(_deletions(text, None, random.Random(0))) == 6
     sample = _deletions(text, 2, random.Random(0))
     assert len(set(sample)) == 2 and all(len(s.split()) == 5 for s in sample)
+
+
+def test_guided_search_fits_the_word_lm_on_retrieval_texts_or_says_what_it_needs():
+    from invert.configs import SearchConfig
+    from invert.inversion.search.edit_search import guided_search
+    from invert.models.nearest_neighbour import NearestNeighbourInverter
+
+    embedder = HashWordEmbedder(dim=256)
+    targets = embedder.encode([TARGET])
+    # Seeds: the shuffle (as the inverter's text) and the retrieved sentence, alike in cosine.
+    search = SearchConfig(num_rounds=0, nn_seeds=1, gradient_edits=0, fluency_weight=0.1)
+    with pytest.raises(InvertError, match="word LM"):
+        guided_search(targets, embedder, [SHUFFLED], None, None, search)
+    retrieval = NearestNeighbourInverter(CORPUS, embedder.encode(CORPUS), embedder.name)
+    plain = guided_search(targets, embedder, [SHUFFLED], retrieval, None, {**vars(search), "fluency_weight": 0.0})
+    fluent = guided_search(targets, embedder, [SHUFFLED], retrieval, None, search)
+    assert plain.texts == [SHUFFLED] and fluent.texts == [TARGET]

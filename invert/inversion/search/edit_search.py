@@ -307,10 +307,11 @@ def guided_search(
         show_progress: Progress bar over rounds.
         inverter: The trained inverter, as an edit proposer (None: bag-of-words edits only).
         word_lm: The fluency term's n-gram model, weighted by ``search.fluency_weight``
-            (None: none).
+            (None: fit on ``baseline``'s training texts when that weight is > 0).
 
     Raises:
         UnknownConfigKeyError: ``search`` has a key SearchConfig does not define.
+        InvertError: ``search.fluency_weight > 0`` with neither ``word_lm`` nor ``baseline``.
     """
     search = from_mapping(SearchConfig, search, "search")
     n = len(embeddings)
@@ -348,6 +349,11 @@ def guided_search(
             embedder, embeddings, search.gradient_edits, insertions=search.gradient_insertions,
             seed=search.seed,
         )  # fmt: skip
+    if search.fluency_weight > 0 and word_lm is None:
+        if baseline is None:
+            raise InvertError("search.fluency_weight > 0 needs a word LM: pass word_lm, or a "
+                              "retrieval baseline whose training texts it is fit on")  # fmt: skip
+        word_lm = WordNgramLM.fit(baseline.texts)
     prior = None
     if bag_of_words is not None and search.word_prior_weight > 0:
         prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, search.word_prior_weight)
