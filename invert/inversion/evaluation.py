@@ -75,11 +75,9 @@ def evaluate_methods(
             logger.warning("%s cannot embed new text: re-ranking and search rows left out, "
                            "cosine reported as unavailable", embedder.name)  # fmt: skip
         search, num_candidates = None, 1
-    word_lm = None
-    if search is not None and search.fluency_weight > 0:
-        if baseline is None:
-            raise InvertError("search.fluency_weight > 0 needs the training texts: pass the retrieval baseline")
-        word_lm = WordNgramLM.fit(baseline.texts)
+    # Fit once for every search row (guided_search says what it needs when there is no baseline).
+    shared_lm = search is not None and search.fluency_weight > 0 and baseline is not None
+    word_lm = WordNgramLM.fit(baseline.texts) if shared_lm else None
     runs: dict[str, Any] = {}
     outputs: dict[str, list[str]] = {}
     if baseline is not None:

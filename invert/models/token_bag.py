@@ -39,17 +39,14 @@ class TokenBagHead(nn.Module):
         )
         self.register_buffer("token_ids", torch.arange(vocabulary_size, dtype=torch.long))
 
-    def set_vocabulary(
-        self, token_lists: Sequence[Sequence[int]], exclude: Sequence[int] = ()
-    ) -> None:
+    def set_vocabulary(self, token_lists: Sequence[Sequence[int]]) -> None:
         """Scores the commonest token ids of ``token_lists`` (document frequency); if they hold
         fewer distinct ids than the head's size, the rest are ids absent from them (they are
         never a target, so the head learns to rank them last)."""
         size = len(self.token_ids)
-        skip = set(exclude)
-        counts = Counter(t for row in token_lists for t in set(row) if t not in skip)
+        counts = Counter(t for row in token_lists for t in set(row))
         common = [t for t, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:size]]
-        present = set(common) | skip
+        present = set(common)
         filler = (t for t in range(size + len(present) + 1) if t not in present)
         ids = common + [next(filler) for _ in range(size - len(common))]
         self.token_ids.copy_(torch.tensor(ids, dtype=torch.long))

@@ -64,10 +64,11 @@ class WordNgramLM:
     def _probability(self, context: tuple[str, ...], word: str) -> float:
         p = 1.0 / (len(self.vocabulary) + 1)  # uniform floor, one slot for unknown words
         for n in range(len(context) + 1):
-            seen = self.counts.get(context[len(context) - n :])
+            suffix = context[len(context) - n :]
+            seen = self.counts.get(suffix)
             if not seen:
                 continue
-            total = self.totals[context[len(context) - n :]]
+            total = self.totals[suffix]
             kept = max(seen.get(word, 0) - self.discount, 0.0) / total
             p = kept + self.discount * len(seen) / total * p
         return p
