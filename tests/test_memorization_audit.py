@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from invert.errors import InvertError, UnknownNameError
 from invert.memorization.private_corpus import build_private_corpus
 from invert.memorization.runs.finetune_audit import run_memorization_audit
+from invert.memorization.shadow_attacks import SHADOW_ATTACKS
 from invert.reporting.run_context import flatten_metrics
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -30,6 +31,7 @@ FAST = [
     "probe.data.canaries_per_repetition=1",
     "probe.extraction.max_texts=12",
     "probe.mia.n_bootstrap=50",
+    "probe.shadows.n_models=2",
 ]
 
 
@@ -58,11 +60,22 @@ def test_audit_runs_end_to_end(tmp_path, capsys):
     untrained, trained = out["regimes"]["none"], out["regimes"]["scratch"]
     assert trained["member_loss"] < untrained["member_loss"] - 0.5  # it did train
     assert trained["train"]["steps"] == 40 and untrained["train"]["steps"] == 0
+    assert trained["shadows"]["n_models"] == 2 and "shadows" not in untrained
     for metrics in (untrained, trained):
         values = flatten_metrics(metrics, scalars_only=True)
         assert values and all(math.isfinite(v) for v in values.values())
-        assert set(metrics["mia"]) == {"loss", "reference", "zlib", "min_k", "min_k_plus_plus"}
+        shadow_rows = set(SHADOW_ATTACKS) if metrics is trained else set()  # none trains no shadows
+        assert set(metrics["mia"]) == {
+            "loss", "reference", "zlib", "min_k", "min_k_plus_plus", "ez_mia", "wbc", "informia"
+        } | shadow_rows  # fmt: skip
         assert 0 <= metrics["mia"]["loss"]["auc"] <= 1
+        lo, hi = metrics["mia"]["loss"]["tpr@1%fpr_ci_low"], metrics["mia"]["loss"]["tpr@1%fpr_ci_high"]
+        assert 0 <= lo <= hi <= 1
+        # The blind baseline stands beside the attacks: near chance on the random split, and
+        # high on the negative control, whose non-members come from another corpus.
+        assert 0.25 < metrics["mia_blind"]["auc"] < 0.75
+        control = metrics["mia_negative_control"]
+        assert control["source"] == "fortunes" and control["blind"]["auc"] > 0.9
         assert metrics["exposure"]["method"] == "exact"  # |R| = 1000 is enumerated
         assert "bits_per_parameter" in metrics["unintended"]
     assert 0 <= out["headline"]["value"] <= 1
@@ -75,6 +88,9 @@ def test_audit_runs_end_to_end(tmp_path, capsys):
         rows[0]
     )
     assert (tmp_path / "comparison.md").read_text().startswith("| regime |")
+    attacks = list(csv.DictReader((tmp_path / "attacks.csv").open()))
+    assert [r["attack"] for r in attacks if r["regime"] == "scratch"][-1] == "blind"
+    assert {"auc_ci", "tpr@1%fpr_ci", "control_auc"} <= set(attacks[0])
     for name in (
         "exposure_vs_repetitions",
         "extractable_vs_prefix_length",
@@ -87,7 +103,7 @@ def test_audit_runs_end_to_end(tmp_path, capsys):
     corpus = build_private_corpus(**cfg["probe"]["data"], seed=cfg["seed"])
     written = (tmp_path / "memorization_audit.json").read_text() + (
         tmp_path / "comparison.md"
-    ).read_text()
+    ).read_text() + (tmp_path / "attacks.md").read_text()
     assert not [t for t in corpus.members + [c.text for c in corpus.canaries] if t in written]
 
 

@@ -1,4 +1,5 @@
-"""Typed configs of the memorization probes (``conf/capacity_probe/``, ``conf/memorization_probe/``).
+"""Typed configs of the memorization probes (``conf/capacity_probe/``, ``conf/memorization_probe/``,
+``conf/scaling_probe/``).
 
 Each probe yaml is a complete preset, so these schemas hold no defaults of their own (only
 ``None`` where a block or setting is optional): the yaml states every value once, and the
@@ -142,13 +143,37 @@ class MembershipConfig:
         attacks: Attack names (``invert.memorization.membership.ATTACKS``).
         k: Fraction of tokens Min-K% / Min-K%++ keep.
         fprs: False-positive rates the TPR is reported at.
-        n_bootstrap: Bootstrap resamples of the AUC's confidence interval.
+        n_bootstrap: Bootstrap resamples of the AUC's and TPRs' confidence intervals.
+        blind_folds: Cross-fitting folds of the model-free blind baseline
+            (``invert.memorization.blind_baseline``) that stands beside every attack.
+        negative_control: A corpus name (``fortunes``, ``wikipedia``, ...) whose texts replace
+            the non-members in a second run of every attack: a distribution-shifted split on
+            which the blind baseline must score high (None: no control).
     """
 
     attacks: list[str]
     k: float
     fprs: list[float]
     n_bootstrap: int
+    blind_folds: int
+    negative_control: str | None = None
+
+
+@dataclass(kw_only=True)
+class ShadowConfig:
+    """Shadow models for LiRA (arXiv 2112.03570) and RMIA (arXiv 2312.03262).
+
+    Attributes:
+        n_models: Shadows per trained regime, each trained like the target on a random subset
+            of the candidates (0: no shadow attacks). The count is checked after training.
+        rmia_a: Offline RMIA's correction slope for the missing IN models (None: tuned on
+            the shadows, one playing the target, as Zarifzadeh et al. do).
+        rmia_gamma: How much a candidate's likelihood ratio must beat a population text's.
+    """
+
+    n_models: int
+    rmia_a: float | None
+    rmia_gamma: float
 
 
 @dataclass(kw_only=True)
@@ -170,6 +195,7 @@ class MemorizationProbeConfig:
         exposure: Exposure settings.
         extraction: Extraction settings.
         mia: Membership inference settings.
+        shadows: Shadow models for LiRA and RMIA.
     """
 
     name: str
@@ -185,3 +211,82 @@ class MemorizationProbeConfig:
     exposure: ExposureConfig
     extraction: ExtractionConfig
     mia: MembershipConfig
+    shadows: ShadowConfig
+
+
+@dataclass(kw_only=True)
+class ScalingTrainConfig:
+    """How each cell of the scaling grid trains (:class:`invert.training.TrainerConfig` fields).
+
+    A cell trains ``epochs`` passes over its N sequences, clamped to ``[min_steps, max_steps]``
+    optimizer steps: small N would otherwise stop before it is memorized, large N never end.
+
+    Attributes:
+        lr: Peak learning rate.
+        batch_size: Sequences per step (0: the whole training set, capped at N in any case).
+        warmup_steps: Linear warm-up.
+        schedule: ``constant``, ``linear`` or ``cosine`` decay over the cell's steps.
+        epochs: Passes over the training set.
+        min_steps: Fewest optimizer steps.
+        max_steps: Most optimizer steps.
+        max_minutes: Wall-clock cap per cell (None: none); a cell it cuts short is recorded
+            as ``stopped_early`` and is no longer reproducible step for step.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: Gradient clipping (0: none).
+        log_every: Steps between logged losses.
+    """
+
+    lr: float
+    batch_size: int
+    warmup_steps: int
+    schedule: str
+    epochs: float
+    min_steps: int
+    max_steps: int
+    max_minutes: float | None
+    weight_decay: float
+    max_grad_norm: float
+    log_every: int
+
+
+@dataclass(kw_only=True)
+class ScalingProbeConfig:
+    """The capacity scaling grid: membership and test loss against dataset size
+    (Morris et al. 2025, arXiv 2505.24832).
+
+    Attributes:
+        name: The preset's name, recorded in the results.
+        data: ``random`` (uniform tokens) or ``text`` (character chunks of a corpus).
+        seq_len: S, tokens (characters) per sequence.
+        vocab_size: V of the random tokens (random data only).
+        corpus: An ``invert.data.corpora`` name (text data only).
+        ngram_order: Order of the character n-gram that estimates the dataset's bits (text).
+        ngram_fit_sequences: Sequences set aside to fit that n-gram (text).
+        model_sizes: GPT shapes (``n_layer``, ``d_model``, ``n_head``), each optionally with
+            its own ``n_sequences`` list.
+        n_sequences: The N swept for sizes without their own list.
+        n_non_members: Held-out sequences scored per cell (None: N, as many as members).
+        bits_per_parameter: Capacity per parameter that sizes the ratio dataset bits / capacity.
+        seed: Seeds the data, the models and the membership splits.
+        num_threads: Torch threads (None: leave as is).
+        score_batch_size: Sequences per scoring pass.
+        n_bootstrap: Bootstrap resamples of the AUC's confidence interval.
+        train: How each cell trains.
+    """
+
+    name: str
+    data: str
+    seq_len: int
+    vocab_size: int | None
+    corpus: str | None
+    ngram_order: int | None
+    ngram_fit_sequences: int | None
+    model_sizes: list[dict[str, Any]]
+    n_sequences: list[int]
+    n_non_members: int | None
+    bits_per_parameter: float
+    seed: int
+    num_threads: int | None
+    score_batch_size: int
+    n_bootstrap: int
+    train: ScalingTrainConfig

@@ -50,6 +50,11 @@ from invert.memorization.private_corpus import (
     PrivateCorpus,
     build_private_corpus,
 )
+from invert.memorization.reference_attacks import (
+    ez_scores,
+    informia_token_bits,
+    wbc_scores,
+)
 from invert.memorization.runs.finetune_audit import evaluate_model, run_memorization_audit
 from invert.memorization.unintended import (
     summarize_unintended,

@@ -42,11 +42,14 @@ class TokenStats:
         logp: ``log p(x_t | x_<t)`` per scored token (nats).
         mu: ``E_z[log p(z | x_<t)]`` under the model's next-token distribution.
         sigma: Standard deviation of ``log p(z | x_<t)`` under that distribution.
+        top1_hit: Whether the model's most likely next token is ``x_t`` (None when not kept):
+            EZ-MIA reads memorization at the tokens the model gets wrong.
     """
 
     logp: list[np.ndarray]
     mu: list[np.ndarray]
     sigma: list[np.ndarray]
+    top1_hit: list[np.ndarray] | None = None
 
     def mean_nll(self) -> np.ndarray:
         """Mean token NLL (nats) per text: the LM loss."""
@@ -66,7 +69,7 @@ def token_statistics(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    logp, mu, sigma = [None] * len(rows), [None] * len(rows), [None] * len(rows)
+    logp, mu, sigma, hit = ([None] * len(rows) for _ in range(4))
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     try:
         for start in range(0, len(order), batch_size):
@@ -80,30 +83,44 @@ def token_statistics(
             var = (probs * log_probs.square()).sum(-1) - m.square()
             s = var.clamp_min(1e-12).sqrt()
             picked = log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1)
+            top1 = log_probs.argmax(-1) == ids[:, 1:]
             for j, i in enumerate(chunk):
                 n = len(rows[i]) - 1
                 logp[i] = picked[j, :n].double().cpu().numpy()
                 mu[i] = m[j, :n].double().cpu().numpy()
                 sigma[i] = s[j, :n].double().cpu().numpy()
+                hit[i] = top1[j, :n].cpu().numpy()
     finally:
         model.train(was_training)
-    return TokenStats(logp, mu, sigma)  # type: ignore[arg-type]
+    return TokenStats(logp, mu, sigma, hit)  # type: ignore[arg-type]
 
 
 # --- attacks ---------------------------------------------------------------------------------
 
 AttackFn = Callable[[TokenStats, Sequence[str], "TokenStats | None", float], np.ndarray]
 ATTACKS: dict[str, AttackFn] = {}
+NEEDS_REFERENCE: set[str] = set()
 
 
-def register_attack(name: str) -> Callable[[AttackFn], AttackFn]:
-    """Registers ``fn(target_stats, texts, reference_stats, k) -> scores`` under ``name``."""
+def register_attack(name: str, needs_reference: bool = False) -> Callable[[AttackFn], AttackFn]:
+    """Registers ``fn(target_stats, texts, reference_stats, k) -> scores`` under ``name``.
+
+    ``needs_reference``: the attack compares with a reference model, so a run without one
+    leaves it out rather than failing.
+    """
 
     def wrap(fn: AttackFn) -> AttackFn:
         ATTACKS[name] = fn
+        if needs_reference:
+            NEEDS_REFERENCE.add(name)
         return fn
 
     return wrap
+
+
+def runnable_attacks(attacks: Sequence[str], has_reference: bool) -> list[str]:
+    """``attacks`` less those that need a reference model when there is none."""
+    return [a for a in attacks if has_reference or a not in NEEDS_REFERENCE]
 
 
 def _lowest_k_mean(values: np.ndarray, k: float) -> float:
@@ -116,7 +133,7 @@ def loss_attack(target: TokenStats, texts: Sequence[str], ref: TokenStats | None
     return -target.mean_nll()
 
 
-@register_attack("reference")
+@register_attack("reference", needs_reference=True)
 def reference_attack(target: TokenStats, texts: Sequence[str], ref: TokenStats | None, k: float):
     if ref is None:
         raise InvertError(
@@ -170,6 +187,11 @@ def attack_scores(
     }
 
 
+DEFAULT_ATTACKS = (
+    "loss", "reference", "zlib", "min_k", "min_k_plus_plus", "ez_mia", "wbc", "informia",
+)  # fmt: skip
+
+
 # --- metrics ---------------------------------------------------------------------------------
 
 
@@ -218,6 +240,46 @@ def tpr_at_fpr(members: np.ndarray, non_members: np.ndarray, fpr: float) -> floa
     return float(tprs[fprs <= fpr + 1e-12].max())
 
 
+def _tpr_key(fpr: float) -> str:
+    return f"tpr@{100 * fpr:g}%fpr"
+
+
+def bootstrap_intervals(
+    members: np.ndarray,
+    non_members: np.ndarray,
+    fprs: Sequence[float] = (),
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of the AUC and of TPR at each FPR in ``fprs``.
+
+    Members and non-members are resampled apart (each side keeps its size), and every metric is
+    read off the same resamples.
+
+    Returns:
+        ``{"auc": (low, high), "tpr@1%fpr": (low, high), ...}``.
+    """
+    members, non_members = _check_scores(members, non_members)
+    if n_bootstrap < 1:
+        raise InvertError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
+    rng = np.random.default_rng(seed)
+    draws = {"auc": np.empty(n_bootstrap), **{_tpr_key(f): np.empty(n_bootstrap) for f in fprs}}
+    for b in range(n_bootstrap):
+        m = members[rng.integers(0, members.size, members.size)]
+        n = non_members[rng.integers(0, non_members.size, non_members.size)]
+        draws["auc"][b] = roc_auc(m, n)
+        if fprs:
+            fpr_curve, tpr_curve = roc_curve(m, n)
+            for f in fprs:
+                draws[_tpr_key(f)][b] = tpr_curve[fpr_curve <= f + 1e-12].max()
+    tail = 100 * (1 - confidence) / 2
+    return {
+        k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+        for k, v in draws.items()
+    }
+
+
 def bootstrap_auc_ci(
     members: np.ndarray,
     non_members: np.ndarray,
@@ -226,17 +288,7 @@ def bootstrap_auc_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval for the AUC, resampling members and non-members apart."""
-    members, non_members = _check_scores(members, non_members)
-    if n_bootstrap < 1:
-        raise InvertError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
-    rng = np.random.default_rng(seed)
-    aucs = np.empty(n_bootstrap)
-    for b in range(n_bootstrap):
-        m = members[rng.integers(0, members.size, members.size)]
-        n = non_members[rng.integers(0, non_members.size, non_members.size)]
-        aucs[b] = roc_auc(m, n)
-    tail = 100 * (1 - confidence) / 2
-    return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
+    return bootstrap_intervals(members, non_members, (), n_bootstrap, confidence, seed)["auc"]
 
 
 def evaluate_attack(
@@ -246,11 +298,16 @@ def evaluate_attack(
     n_bootstrap: int = 1000,
     seed: int = 0,
 ) -> dict[str, float]:
-    """AUC, its 95% bootstrap CI, and TPR at each FPR in ``fprs`` (keys like ``tpr@1%fpr``)."""
-    lo, hi = bootstrap_auc_ci(members, non_members, n_bootstrap, seed=seed)
-    out = {"auc": roc_auc(members, non_members), "auc_ci_low": lo, "auc_ci_high": hi}
+    """AUC and TPR at each FPR in ``fprs`` (keys like ``tpr@1%fpr``), each with its 95%
+    bootstrap interval (``auc_ci_low`` / ``auc_ci_high``, ``tpr@1%fpr_ci_low`` / ``_ci_high``).
+    """
+    intervals = bootstrap_intervals(members, non_members, fprs, n_bootstrap, seed=seed)
+    out = {"auc": roc_auc(members, non_members)}
+    out["auc_ci_low"], out["auc_ci_high"] = intervals["auc"]
     for f in fprs:
-        out[f"tpr@{100 * f:g}%fpr"] = tpr_at_fpr(members, non_members, f)
+        key = _tpr_key(f)
+        out[key] = tpr_at_fpr(members, non_members, f)
+        out[f"{key}_ci_low"], out[f"{key}_ci_high"] = intervals[key]
     return out
 
 
@@ -260,12 +317,13 @@ def membership_inference(
     members: Sequence[str],
     non_members: Sequence[str],
     reference: torch.nn.Module | None = None,
-    attacks: Sequence[str] = ("loss", "reference", "zlib", "min_k", "min_k_plus_plus"),
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
     k: float = 0.2,
     fprs: Sequence[float] = (0.01, 0.001),
     n_bootstrap: int = 1000,
     batch_size: int = 16,
     seed: int = 0,
+    blind_folds: int | None = 5,
 ) -> tuple[dict[str, dict[str, float]], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Runs the attacks on members vs non-members and scores each.
 
@@ -280,13 +338,15 @@ def membership_inference(
         fprs: FPRs at which to report TPR.
         n_bootstrap: Bootstrap resamples for the AUC interval.
         batch_size: Texts per forward pass.
-        seed: Seeds the bootstrap.
+        seed: Seeds the bootstrap and the blind baseline's folds.
+        blind_folds: Folds of the model-free blind baseline reported beside the attacks under
+            ``"blind"`` (None: leave it out).
 
     Returns:
         ``(metrics, scores)``: ``{attack: evaluate_attack(...)}`` and
         ``{attack: (member_scores, non_member_scores)}``.
     """
-    attacks = [a for a in attacks if a != "reference" or reference is not None]
+    attacks = runnable_attacks(attacks, reference is not None)
     texts = list(members) + list(non_members)
     target = token_statistics(model, tokenizer, texts, batch_size)
     ref = (
@@ -294,6 +354,10 @@ def membership_inference(
     )
     scores = attack_scores(attacks, target, texts, ref, k)
     split = {a: (s[: len(members)], s[len(members) :]) for a, s in scores.items()}
+    if blind_folds:
+        from invert.memorization.blind_baseline import BLIND, blind_baseline_scores
+
+        split[BLIND] = blind_baseline_scores(members, non_members, blind_folds, seed)
     metrics = {a: evaluate_attack(m, n, fprs, n_bootstrap, seed) for a, (m, n) in split.items()}
     return metrics, split
 
@@ -326,8 +390,10 @@ def plot_roc(
 
 
 def attack_summary(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """The best attack by AUC and its numbers (for headline tables)."""
-    if not metrics:
+    """The best attack by AUC and its numbers (for headline tables; the blind baseline, which
+    never looks at the model, is not an attack)."""
+    attacks = [a for a in metrics if a != "blind"]
+    if not attacks:
         raise EmptyInputError("no attack metrics")
-    best = max(metrics, key=lambda a: metrics[a]["auc"])
+    best = max(attacks, key=lambda a: metrics[a]["auc"])
     return {"best_attack": best, **metrics[best]}

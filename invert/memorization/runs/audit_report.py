@@ -10,6 +10,7 @@ from invert.configs.probes import MemorizationProbeConfig
 from invert.memorization import exposure as exp_
 from invert.memorization import extraction as ext
 from invert.memorization import membership as mia
+from invert.memorization.blind_baseline import BLIND
 from invert.memorization.private_corpus import PrivateCorpus
 from invert.memorization.unintended import plot_unintended_bits
 from invert.reporting.tables import write_table
@@ -60,6 +61,10 @@ def report_audit(
     rows = comparison_rows(results, probe)
     table_paths = write_comparison(rows, run_dir)
     tracker.log_table("comparison", list(rows[0]), rows)
+    attack_table = attack_rows(results)
+    files = write_table(attack_table, run_dir, stem="attacks", digits=3)
+    table_paths.update(attacks_csv=files["csv"], attacks_md=files["markdown"])
+    tracker.log_table("attacks", list(attack_table[0]), attack_table)
     if probe.log_examples:
         _log_examples(tracker, corpus, results, artifacts)
     first = next(iter(results))
@@ -69,6 +74,7 @@ def report_audit(
         "corpus": corpus.summary(),
         "regimes": results,
         "table": rows,
+        "attack_table": attack_table,
         "headline": headline,
         "total_seconds": time.perf_counter() - started,
         "files": {k: str(v) for k, v in {**paths, **table_paths}.items()},
@@ -123,12 +129,36 @@ def comparison_rows(results: dict[str, Any], probe: MemorizationProbeConfig) -> 
             "mia_loss_auc_ci_high": loss["auc_ci_high"],
             "mia_best_attack": best["best_attack"],
             "mia_best_auc": best["auc"],
-            "mia_best_tpr@1%fpr": best["tpr@1%fpr"] if "tpr@1%fpr" in best else None,
+            "mia_best_tpr@1%fpr": best.get("tpr@1%fpr"),
+            "mia_loss_tpr@1%fpr": loss.get("tpr@1%fpr"),
+            "mia_blind_auc": m["mia_blind"]["auc"],
+            "control_blind_auc": m.get("mia_negative_control", {}).get(BLIND, {}).get("auc"),
             "memorized_bits": un.get("corrected_total_bits"),
             "bits_per_param": un.get("bits_per_parameter"),
             "train_s": m["train"].get("train_seconds", 0.0),
             "wall_s": m["wall_seconds"],
         })  # fmt: skip
+    return rows
+
+
+def attack_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (regime, attack), the model-free blind baseline last in each regime.
+
+    Columns: AUC and TPR at each FPR with their bootstrap intervals, and the same attack's AUC on
+    the negative control (a distribution-shifted split) when the audit ran one.
+    """
+    rows = []
+    for regime, m in results.items():
+        control = m.get("mia_negative_control", {})
+        for attack, r in {**m["mia"], BLIND: m["mia_blind"]}.items():
+            row = {"regime": regime, "attack": attack}
+            for key in (k for k in r if not k.endswith(("_ci_low", "_ci_high"))):
+                row[key] = r[key]
+                if f"{key}_ci_low" in r:
+                    row[f"{key}_ci"] = f"[{r[f'{key}_ci_low']:.3f}, {r[f'{key}_ci_high']:.3f}]"
+            if control:  # shadows never scored the control texts: no LiRA / RMIA there
+                row["control_auc"] = control.get(attack, {}).get("auc")
+            rows.append(row)
     return rows
 
 

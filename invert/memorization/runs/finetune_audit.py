@@ -35,14 +35,19 @@ from invert.errors import InvertError, unknown_name
 from invert.memorization import exposure as exp_
 from invert.memorization import extraction as ext
 from invert.memorization import membership as mia
+from invert.memorization.blind_baseline import BLIND, blind_baseline_scores
 from invert.memorization.private_corpus import (
     LMDataset,
     PrivateCorpus,
     build_private_corpus,
     lm_collate,
     load_probe_tokenizer,
+    random_split,
+    truncate_words,
 )
 from invert.memorization.runs.audit_report import report_audit
+from invert.memorization.runs.shadows import train_shadow_models
+from invert.memorization.shadow_attacks import ShadowSignals, shadow_attack_scores
 from invert.memorization.target_models import build_gpt, count_parameters, load_pretrained_target
 from invert.memorization.unintended import (
     summarize_unintended,
@@ -173,6 +178,57 @@ def _subset(texts: list[str], n: int | None, seed: int) -> list[str]:
     return [texts[i] for i in sorted(idx)]
 
 
+def control_texts(probe: MemorizationProbeConfig, corpus: PrivateCorpus, seed: int) -> list[str]:
+    """Non-members from another corpus for the negative control ([] without one).
+
+    As many as the real non-members, cut like them, none equal to a member.
+    """
+    source = probe.mia.negative_control
+    if not source:
+        return []
+    from invert.data.corpora import load_raw_corpus
+
+    max_chars = probe.data.get("max_chars")
+    members = set(corpus.members)
+    pool = [truncate_words(t, max_chars) if max_chars else t for t in load_raw_corpus(source)]
+    pool = [t for t in dict.fromkeys(pool) if t.strip() and t not in members]
+    n = min(len(corpus.non_members), len(pool))
+    return random_split(pool, [n], seed)[0]
+
+
+def scored_texts(corpus: PrivateCorpus, control: list[str]) -> list[str]:
+    """The texts every model is scored on, in order: members, non-members, control texts and
+    the population (RMIA's ``z``)."""
+    return corpus.members + corpus.non_members + control + corpus.population
+
+
+def _membership(
+    stats: mia.TokenStats,
+    reference_stats: mia.TokenStats | None,
+    texts: list[str],
+    members: slice,
+    non_members: slice,
+    mi: Any,
+    seed: int,
+    shadow_scores: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Every attack and the blind baseline on one member / non-member split of ``texts``.
+
+    ``shadow_scores`` (LiRA, RMIA) score the candidates only, members first.
+    """
+    attacks = mia.runnable_attacks(mi.attacks, reference_stats is not None)
+    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi.k)
+    split = {a: (s[members], s[non_members]) for a, s in scores.items()}
+    n_m = members.stop - members.start
+    for name, s in (shadow_scores or {}).items():
+        split[name] = (s[:n_m], s[n_m:])
+    split[BLIND] = blind_baseline_scores(texts[members], texts[non_members], mi.blind_folds, seed)
+    metrics = {
+        a: mia.evaluate_attack(m, n, mi.fprs, mi.n_bootstrap, seed) for a, (m, n) in split.items()
+    }
+    return metrics, split
+
+
 def evaluate_model(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -181,12 +237,19 @@ def evaluate_model(
     reference_stats: mia.TokenStats | None,
     n_trainable: int,
     seed: int = 0,
+    control: list[str] | None = None,
+    shadows: ShadowSignals | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Runs every probe on one model; returns ``(metrics, artifacts for plots)``."""
+    """Runs every probe on one model; returns ``(metrics, artifacts for plots)``.
+
+    ``reference_stats`` score :func:`scored_texts` (``control``: the negative control's texts);
+    ``shadows``, when given, add the LiRA and RMIA rows.
+    """
     ev, ex, xt, mi = probe.eval, probe.exposure, probe.extraction, probe.mia
     bs = ev.batch_size
-    texts = corpus.members + corpus.non_members
-    n_m = len(corpus.members)
+    control = control or []
+    texts = scored_texts(corpus, control)
+    n_m, n_mn = len(corpus.members), len(corpus.members) + len(corpus.non_members)
     with _precision(ev.precision):
         stats = mia.token_statistics(model, tokenizer, texts, bs)
         exposures = exp_.measure_exposure(
@@ -202,17 +265,22 @@ def evaluate_model(
         }
         canary_ext = ext.canary_extraction(model, tokenizer, corpus.canaries, bs)
     nll = stats.mean_nll()
-    attacks = [a for a in mi.attacks if a != "reference" or reference_stats is not None]
-    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi.k)
-    split = {a: (s[:n_m], s[n_m:]) for a, s in scores.items()}
-    mia_metrics = {
-        a: mia.evaluate_attack(m, n, mi.fprs, mi.n_bootstrap, seed)
-        for a, (m, n) in split.items()
-    }
+    shadow_scores = None
+    if shadows is not None:
+        signal = -nll
+        population = signal[n_mn + len(control) :] if corpus.population else None
+        shadow_scores = shadow_attack_scores(
+            signal[:n_mn], shadows, probe.shadows.n_models, population,
+            probe.shadows.rmia_a, probe.shadows.rmia_gamma,
+        )  # fmt: skip
+    mia_metrics, split = _membership(
+        stats, reference_stats, texts, slice(0, n_m), slice(n_m, n_mn), mi, seed, shadow_scores
+    )
+    blind = mia_metrics.pop(BLIND)
     metrics: dict[str, Any] = {
         "trainable_parameters": n_trainable,
         "member_loss": float(nll[:n_m].mean()),
-        "task_loss": float(nll[n_m:].mean()),  # held-out loss on the private distribution
+        "task_loss": float(nll[n_m:n_mn].mean()),  # held-out loss on the private distribution
         "exposure": {
             "mean": float(np.mean([r["exposure"] for r in exposures])),
             "by_repetition": exp_.exposure_by_repetition(exposures),
@@ -227,14 +295,26 @@ def evaluate_model(
         },
         "mia": mia_metrics,
         "mia_best": mia.attack_summary(mia_metrics),
+        "mia_blind": blind,
     }
+    if control:
+        control_metrics, _ = _membership(
+            stats, reference_stats, texts, slice(0, n_m),
+            slice(n_mn, n_mn + len(control)), mi, seed,
+        )  # fmt: skip
+        metrics["mia_negative_control"] = {
+            "source": mi.negative_control,
+            "n_non_members": len(control),
+            **{a: {k: v for k, v in m.items() if not k.endswith(("_low", "_high"))}
+               for a, m in control_metrics.items()},
+        }  # fmt: skip
     artifacts: dict[str, Any] = {"roc": split, "canary_extraction": canary_ext}
     if reference_stats is not None:
         bits_t = -np.array([lp.sum() for lp in stats.logp]) / LN2
         bits_r = -np.array([lp.sum() for lp in reference_stats.logp]) / LN2
         bits = unintended_bits(bits_t, bits_r)
-        metrics["unintended"] = summarize_unintended(bits[:n_m], bits[n_m:], n_trainable)
-        artifacts["unintended"] = (bits[:n_m], bits[n_m:])
+        metrics["unintended"] = summarize_unintended(bits[:n_m], bits[n_m:n_mn], n_trainable)
+        artifacts["unintended"] = (bits[:n_m], bits[n_m:n_mn])
     return metrics, artifacts
 
 
@@ -272,13 +352,13 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
         corpus = build_private_corpus(**probe.data, seed=seed)
         tracker.summary({f"corpus/{k}": v for k, v in corpus.summary().items() if v is not None})
         reference, offset = _reference(probe, corpus, tokenizer, run_dir, tracker, seed)
+        control = control_texts(probe, corpus, seed)
         ref_stats = None
         if reference is not None:
             with _precision(probe.eval.precision):
                 ref_stats = mia.token_statistics(
-                    reference, tokenizer, corpus.members + corpus.non_members,
-                    probe.eval.batch_size,
-                )  # fmt: skip
+                    reference, tokenizer, scored_texts(corpus, control), probe.eval.batch_size
+                )
         results: dict[str, Any] = {}
         artifacts: dict[str, Any] = {}
         for regime in regimes:
@@ -288,11 +368,18 @@ def run_memorization_audit(cfg: dict[str, Any]) -> dict[str, Any]:
                 _OffsetTracker(tracker, regime, offset), seed,
             )  # fmt: skip
             offset += int(info["steps"])
+            shadows, shadow_info = None, None
+            if probe.shadows.n_models and regime != "none":
+                shadows, shadow_info = train_shadow_models(
+                    _fit, probe, regime, corpus, tokenizer, run_dir, seed
+                )
             eval_start = time.perf_counter()
             metrics, artifacts[regime] = evaluate_model(
-                model, tokenizer, corpus, probe, ref_stats, n_trainable, seed
+                model, tokenizer, corpus, probe, ref_stats, n_trainable, seed, control, shadows
             )
             metrics["train"] = info
+            if shadow_info:
+                metrics["shadows"] = shadow_info
             metrics["eval_seconds"] = time.perf_counter() - eval_start
             metrics["wall_seconds"] = time.perf_counter() - start
             results[regime] = metrics
