@@ -15,6 +15,7 @@ from invert.errors import InvertError, UnknownNameError
 from invert.memorization.private_corpus import build_private_corpus
 from invert.memorization.runs.finetune_audit import run_memorization_audit
 from invert.memorization.shadow_attacks import SHADOW_ATTACKS
+from invert.memorization.target_models import count_parameters
 from invert.reporting.run_context import flatten_metrics
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -78,6 +79,7 @@ def test_audit_runs_end_to_end(tmp_path, capsys):
         assert control["source"] == "fortunes" and control["blind"]["auc"] > 0.9
         assert metrics["exposure"]["method"] == "exact"  # |R| = 1000 is enumerated
         assert "bits_per_parameter" in metrics["unintended"]
+        assert metrics["informia_bits"]["members"]["median"] >= 0  # InfoRMIA's bits beside them
     assert 0 <= out["headline"]["value"] <= 1
     # Files: JSON, the comparison table (CSV + markdown) and the plots.
     saved = json.loads((tmp_path / "memorization_audit.json").read_text())
@@ -125,3 +127,22 @@ def test_unintended_bits_by_hand():
     assert out["bits_per_parameter"] == 4.0 and out["raw_bits_per_parameter"] == 7.0
     with pytest.raises(InvertError, match="same texts"):
         unintended_bits([1.0], [1.0, 2.0])
+
+
+def test_lora_regime_trains_lora_shadows_and_reports_the_shadow_attacks(tmp_path):
+    from invert.memorization.private_corpus import CharTokenizer
+    from invert.memorization.target_models import build_gpt
+
+    base = tmp_path / "base"  # a tiny "pretrained" LM on characters stands in for SmolLM2
+    build_gpt(1, 32, 2, len(CharTokenizer()), 128).save_pretrained(base)
+    cfg = _config(
+        tmp_path / "run", "probe.regimes=[lora]", "probe.target.kind=pretrained",
+        f"probe.target.name={base}", "+probe.target.tuning.lora_r=2",
+        "probe.reference.kind=pretrained", f"probe.reference.name={base}",
+        "probe.train.lr=1e-2",
+    )  # fmt: skip
+    lora = run_memorization_audit(cfg)["regimes"]["lora"]
+    assert lora["shadows"]["n_models"] == 2 and lora["shadows"]["steps"] == 2 * 40
+    assert lora["trainable_parameters"] < count_parameters(build_gpt(1, 32, 2, 103, 128))
+    for name in SHADOW_ATTACKS:
+        assert 0 <= lora["mia"][name]["auc"] <= 1

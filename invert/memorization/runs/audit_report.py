@@ -135,6 +135,7 @@ def comparison_rows(results: dict[str, Any], probe: MemorizationProbeConfig) -> 
             "control_blind_auc": m.get("mia_negative_control", {}).get(BLIND, {}).get("auc"),
             "memorized_bits": un.get("corrected_total_bits"),
             "bits_per_param": un.get("bits_per_parameter"),
+            "informia_bits": m.get("informia_bits", {}).get("corrected_total_bits"),
             "train_s": m["train"].get("train_seconds", 0.0),
             "wall_s": m["wall_seconds"],
         })  # fmt: skip

@@ -45,6 +45,7 @@ from invert.memorization.private_corpus import (
     random_split,
     truncate_words,
 )
+from invert.memorization.reference_attacks import informia_token_bits
 from invert.memorization.runs.audit_report import report_audit
 from invert.memorization.runs.shadows import train_shadow_models
 from invert.memorization.shadow_attacks import ShadowSignals, shadow_attack_scores
@@ -315,6 +316,12 @@ def evaluate_model(
         bits = unintended_bits(bits_t, bits_r)
         metrics["unintended"] = summarize_unintended(bits[:n_m], bits[n_m:n_mn], n_trainable)
         artifacts["unintended"] = (bits[:n_m], bits[n_m:n_mn])
+        # InfoRMIA's view of the same question: bits per sample from its per-token gains.
+        token_bits = informia_token_bits(stats, reference_stats)
+        info_bits = np.array([b.sum() for b in token_bits])
+        metrics["informia_bits"] = summarize_unintended(
+            info_bits[:n_m], info_bits[n_m:n_mn], n_trainable
+        )
     return metrics, artifacts
 
 
