@@ -6,8 +6,9 @@ non-members differ in distribution, an attack's AUC measures the shift, not memo
 every membership table in invert carries this model-free score beside the attacks: a
 binarized naive Bayes classifier on word unigrams, word bigrams and character 3-grams,
 cross-fitted so that each text is scored by a classifier trained on the other folds (a held-out
-part of the member/non-member split). On a random split of one distribution it scores ~0.5; far
-above that, the split itself leaks and no attack number on it means memorization.
+part of the member/non-member split), and averaged over several fold draws (one draw's AUC swings
+by a few points with where the folds fall). On a random split of one distribution it scores
+~0.5; far above that, the split itself leaks and no attack number on it means memorization.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def _folds(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def blind_baseline_scores(
-    members: Sequence[str], non_members: Sequence[str], folds: int = 5, seed: int = 0
+    members: Sequence[str],
+    non_members: Sequence[str],
+    folds: int = 5,
+    seed: int = 0,
+    repeats: int = 5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold blind scores (higher = "member") for members and non-members.
 
@@ -84,11 +89,12 @@ def blind_baseline_scores(
         non_members: Texts labelled non-members.
         folds: Cross-fitting folds (>= 2); members and non-members are split into folds apart,
             so every fold holds both classes.
-        seed: Seeds the fold assignment.
+        seed: Seeds the fold assignments.
+        repeats: Fold assignments drawn; a text's score is its mean out-of-fold score.
 
     Returns:
-        ``(member_scores, non_member_scores)``; each text scored by the classifier that did not
-        train on its fold.
+        ``(member_scores, non_member_scores)``; each text scored only by classifiers that did
+        not train on it.
 
     Raises:
         InvertError: ``folds < 2`` or a class has fewer texts than folds.
@@ -100,18 +106,21 @@ def blind_baseline_scores(
             f"the blind baseline needs >= {folds} members and non-members (one per fold), got "
             f"{len(members)} and {len(non_members)}; lower its folds"
         )
+    if repeats < 1:
+        raise InvertError(f"repeats must be >= 1, got {repeats}")
     rng = np.random.default_rng(seed)
     feats_m = [text_features(t) for t in members]
     feats_n = [text_features(t) for t in non_members]
-    fold_m, fold_n = _folds(len(members), folds, rng), _folds(len(non_members), folds, rng)
-    scores_m, scores_n = np.empty(len(members)), np.empty(len(non_members))
-    for f in range(folds):
-        clf = NaiveBayesTextClassifier().fit(
-            (x for x, g in zip(feats_m, fold_m, strict=True) if g != f),
-            (x for x, g in zip(feats_n, fold_n, strict=True) if g != f),
-        )
-        for i in np.flatnonzero(fold_m == f):
-            scores_m[i] = clf.score(feats_m[i])
-        for i in np.flatnonzero(fold_n == f):
-            scores_n[i] = clf.score(feats_n[i])
+    scores_m, scores_n = np.zeros(len(members)), np.zeros(len(non_members))
+    for _ in range(repeats):
+        fold_m, fold_n = _folds(len(members), folds, rng), _folds(len(non_members), folds, rng)
+        for f in range(folds):
+            clf = NaiveBayesTextClassifier().fit(
+                (x for x, g in zip(feats_m, fold_m, strict=True) if g != f),
+                (x for x, g in zip(feats_n, fold_n, strict=True) if g != f),
+            )
+            for i in np.flatnonzero(fold_m == f):
+                scores_m[i] += clf.score(feats_m[i]) / repeats
+            for i in np.flatnonzero(fold_n == f):
+                scores_n[i] += clf.score(feats_n[i]) / repeats
     return scores_m, scores_n

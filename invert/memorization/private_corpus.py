@@ -226,13 +226,19 @@ def build_private_corpus(
     total = n_members + n_non_members + n_population
     if n_members < 1 or n_non_members < 1:
         raise EmptyInputError("need at least one member and one non-member record")
+    def distinct(texts: list[str]) -> list[str]:
+        if max_chars:
+            texts = [truncate_words(t, max_chars) for t in texts]
+        return list(dict.fromkeys(texts))  # a duplicate would be member and non-member at once
+
     if source == "synthetic_pii":
-        pool = [r["text"] for r in synthetic_pii_records(total, seed=seed)]
+        n = total
+        pool = distinct([r["text"] for r in synthetic_pii_records(n, seed=seed)])
+        while len(pool) < total:  # records cut short can repeat: draw more (a seeded prefix)
+            n += 2 * (total - len(pool)) + 16
+            pool = distinct([r["text"] for r in synthetic_pii_records(n, seed=seed)])
     else:
-        pool = load_raw_corpus(source)
-    if max_chars:
-        pool = [truncate_words(t, max_chars) for t in pool]
-    pool = list(dict.fromkeys(pool))  # duplicates would be members and non-members at once
+        pool = distinct(load_raw_corpus(source))
     members, non_members, population = random_split(
         pool, [n_members, n_non_members, n_population], seed
     )
