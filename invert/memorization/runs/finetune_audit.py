@@ -36,11 +36,10 @@ from invert.memorization import exposure as exp_
 from invert.memorization import extraction as ext
 from invert.memorization import membership as mia
 from invert.memorization.blind_baseline import BLIND, blind_baseline_scores
+from invert.memorization.fine_tune import train_on_texts
 from invert.memorization.private_corpus import (
-    LMDataset,
     PrivateCorpus,
     build_private_corpus,
-    lm_collate,
     load_probe_tokenizer,
     random_split,
     truncate_words,
@@ -56,7 +55,6 @@ from invert.memorization.unintended import (
 )
 from invert.reporting.run_context import flatten_metrics, open_run
 from invert.reporting.tracking import Tracker
-from invert.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -131,17 +129,8 @@ def _fit(
     if regime == "none":
         return model.eval(), n_trainable, {"steps": 0, "train_seconds": 0.0}
     train = {**probe.train, **({"max_steps": max_steps} if max_steps else {})}
-    lr = train["lr"][regime] if isinstance(train["lr"], dict) else train["lr"]
-    fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
-    config = TrainerConfig(**{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir)})
-    dataset = LMDataset(tokenizer, texts, train["max_length"])
-    result = Trainer(model, dataset, lm_collate, config, tracker=tracker).train()
-    losses = [h["train/loss"] for h in result.history if "train/loss" in h]
-    info = {"steps": result.steps, "lr": float(lr), "train_seconds": result.seconds}
-    info["final_train_loss"] = losses[-1] if losses else float("nan")
-    if regime == "lora":  # same function, and the probes run as fast as on the base model
-        model = model.merge_and_unload()
-    return model.eval(), n_trainable, info
+    model, info = train_on_texts(model, tokenizer, texts, train, regime, out_dir, tracker, seed)
+    return model, n_trainable, info
 
 
 def _reference(
