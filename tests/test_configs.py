@@ -19,7 +19,7 @@ from invert.configs import (
     ZeroShotConfig,
     from_mapping,
 )
-from invert.configs.probes import CapacityProbeConfig, MemorizationProbeConfig
+from invert.configs.probes import CapacityProbeConfig, MemorizationProbeConfig, ScalingProbeConfig
 from invert.data.splits import prepare_corpus
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -42,6 +42,7 @@ TYPED = {
     "privacy_audit": {"audit": PrivacyAuditConfig},
     "memorization_audit": {"probe": MemorizationProbeConfig},
     "memorization_capacity": {"probe": CapacityProbeConfig},
+    "memorization_scaling": {"probe": ScalingProbeConfig},
 }  # fmt: skip
 # Stand-ins for the packaged SmolLM2 so every experiment's model builds in seconds.
 TINY_MODEL = ["model.lm=null", f"model.tokenizer={tokenizer_path()}",
@@ -115,7 +116,8 @@ def test_every_option_of_a_group_composes(group: str, primary: str, key: str, tm
 
 
 @pytest.mark.parametrize(("group", "primary"), [("capacity_probe", "memorization_capacity"),
-                                                ("memorization_probe", "memorization_audit")])
+                                                ("memorization_probe", "memorization_audit"),
+                                                ("scaling_probe", "memorization_scaling")])
 def test_every_probe_preset_satisfies_its_schema(group: str, primary: str, tmp_path) -> None:
     schema = TYPED[primary]["probe"]
     for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):

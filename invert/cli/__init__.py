@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "table": ("inversion_table.py", "the inversion results table: every method, in and out of domain"),
     "correct": ("correct_inverter.py", "train a vec2text corrector for a saved inverter"),
     "capacity": ("memorization_capacity.py", "capacity probe: how many bits a GPT memorizes"),
+    "scaling": ("memorization_scaling.py", "membership and test loss as data outgrows capacity"),
     "memorization-audit": (
         "memorization_audit.py", "exposure, extraction, membership inference, unintended bits",
     ),
