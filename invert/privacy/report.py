@@ -94,7 +94,7 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
@@ -102,7 +102,7 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _image(path: Path | None, alt: str) -> str:
+def html_image(path: Path | None, alt: str) -> str:
     if path is None:
         return f"<p><em>{html.escape(alt)}: not enough data for this figure.</em></p>"
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
@@ -120,7 +120,7 @@ def _attacker_phrase(attacker: Mapping[str, Any]) -> str:
     return f"an inverter trained on {embedder}"
 
 
-_CSS = (
+REPORT_CSS = (
     "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
     "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
     "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
@@ -147,7 +147,7 @@ def write_html_report(
     ]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>Privacy audit: {html.escape(store['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<title>Privacy audit: {html.escape(store['name'])}</title><style>{REPORT_CSS}</style></head><body>",
         f"<h1>Embedding privacy audit: {html.escape(store['name'])}</h1>",
         "<h2>Summary</h2><ul>",
         *(f"<li>{html.escape(line)}</li>" for line in summary),
@@ -163,16 +163,16 @@ def write_html_report(
         "“+ALGEN k” rows: the attacker leaked k (text, vector) pairs and fitted a linear map "
         "back to its own space (arXiv:2502.11308).</p>",
         "<h2>Leakage and utility per condition</h2>",
-        _table(rows, columns),
+        html_table(rows, columns),
         "<h2>Figures</h2>",
-        _image(figures.get("noise"), "noise vs leakage vs utility"),
-        _image(figures.get("pii"), "PII recovery per field"),
+        html_image(figures.get("noise"), "noise vs leakage vs utility"),
+        html_image(figures.get("pii"), "PII recovery per field"),
     ]
     if pii_rows:
-        parts += ["<h2>PII recovery per field</h2>", _table(pii_rows, list(pii_rows[0]))]
+        parts += ["<h2>PII recovery per field</h2>", html_table(pii_rows, list(pii_rows[0]))]
     if examples:
         parts.append("<h2>Examples (shown because audit.show_examples=true)</h2>")
-        parts.append(_table(examples, list(examples[0])).replace("<table>", "<table class='ex'>"))
+        parts.append(html_table(examples, list(examples[0])).replace("<table>", "<table class='ex'>"))
     for note in result.get("notes", []):
         parts.append(f"<p><em>{html.escape(note)}</em></p>")
     parts.append("</body></html>")

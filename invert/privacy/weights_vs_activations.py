@@ -1,0 +1,258 @@
+"""Weights vs activations: one private knowledge base in a RAG store and in the weights.
+
+For each injection method (:mod:`invert.privacy.knowledge_injection`) the experiment measures,
+on the same invented people:
+
+- *recall*: exact match, contains-match and token F1 on verbatim and paraphrased questions, by
+  fact repetition count, for members and held-out people; RAG's retrieval hit rate;
+- *cost*: trainable parameters, training seconds, bytes stored, prompt tokens and seconds per
+  answered question;
+- *leakage from the weights* (tuned methods): the memorization audit's probes on the tuned LM
+  against the base LM (canary exposure, extraction, membership with the blind baseline beside
+  it, memorized bits per trainable parameter);
+- *leakage from the activations* (store methods): the schema-aware record attack
+  (:mod:`invert.privacy.record_attack`) on the stored vectors, with its own invented people as
+  auxiliary data (PII per field), and the share of a person's facts the RAG system states when
+  simply asked about them;
+- *deletion*: 10% of the people forgotten: their vectors deleted from the store and their
+  questions asked again; for the weights, forgetting means retraining (its cost is the training
+  cost) and the trained model's recall of the deleted people is what it still leaks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from invert.configs.probes import MemorizationProbeConfig
+from invert.configs.schema import from_mapping
+from invert.memorization import membership as mia
+from invert.memorization.private_corpus import PrivateCorpus, load_probe_tokenizer
+from invert.memorization.runs.finetune_audit import evaluate_model
+from invert.privacy.knowledge_base import (
+    KnowledgeBase,
+    Question,
+    answer_scores_by,
+    build_knowledge_base,
+    pii_share,
+)
+from invert.privacy.knowledge_injection import METHODS, InjectedKnowledge, generate_answers, inject
+from invert.reporting.run_context import flatten_metrics, open_run
+from invert.reporting.tracking import save_json
+
+REVEAL_PROMPT = "Question: What do you know about {name}?\nAnswer:"
+
+
+def _questions(kb: KnowledgeBase, split: str, limit: int | None, seed: int) -> list[Question]:
+    questions = kb.split_questions(split)
+    if limit and len(questions) > limit:
+        idx = np.sort(np.random.default_rng(seed).choice(len(questions), limit, replace=False))
+        questions = [questions[i] for i in idx]
+    return questions
+
+
+def audit_corpus(kb: KnowledgeBase, seed: int) -> PrivateCorpus:
+    """The knowledge base as the memorization audit's corpus: injected documents are members,
+    held-out people's documents non-members, the canaries as they are."""
+    members = list(dict.fromkeys(d.text for d in kb.injected_documents()))
+    non_members = list(dict.fromkeys(d.text for d in kb.split_documents("held_out")))
+    return PrivateCorpus(
+        members, non_members, [], kb.canaries, kb.space, seed, kb.training_texts(seed)
+    )
+
+
+def _probe(cfg: dict[str, Any], regime: str) -> MemorizationProbeConfig:
+    """A memorization-audit config for the leakage probes (no training, no shadows)."""
+    leak = cfg["leakage"]
+    return from_mapping(
+        MemorizationProbeConfig,
+        {
+            "name": cfg["name"], "tokenizer": cfg["tokenizer"], "regimes": [regime],
+            "log_examples": False, "num_threads": cfg.get("num_threads"), "data": {},
+            "target": {"kind": "pretrained", "name": cfg["lm"]},
+            "reference": {"kind": "pretrained", "name": cfg["lm"]}, "train": cfg["train"],
+            "eval": leak["eval"], "exposure": leak["exposure"], "extraction": leak["extraction"],
+            "mia": {**leak["mia"], "negative_control": None},
+            "shadows": {"n_models": 0, "rmia_a": None, "rmia_gamma": 1.0},
+        },
+        "leakage",
+    )  # fmt: skip
+
+
+def recall(
+    knows: InjectedKnowledge, questions: Sequence[Question], max_new_tokens: int
+) -> tuple[dict[str, Any], list[str]]:
+    """Answer scores overall, by form and by repetition, plus the retrieval figures."""
+    answers, info = knows.answer(questions, max_new_tokens)
+    scores = answer_scores_by(answers, questions, by=("form", "repetitions"))
+    return {**scores, **info}, answers
+
+
+def store_leakage(
+    knows: InjectedKnowledge, kb: KnowledgeBase, attack_cfg: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """What an attacker who knows the schema recovers from the stored vectors alone."""
+    from invert.privacy.pii import pii_recovery
+    from invert.privacy.record_attack import RecordAttack
+
+    aux_kb = build_knowledge_base(
+        n_people=attack_cfg["aux_people"], seed=seed + 7, canary_repetitions=(1,)
+    )
+    fields = ["first_name", "last_name", *kb.facts]
+
+    def record(doc: Any, base: KnowledgeBase) -> dict[str, str]:
+        person = base.person(doc.person_id)
+        return {"text": doc.text, "first_name": person.first_name, "last_name": person.last_name,
+                doc.fact: doc.answer}  # fmt: skip
+
+    attack = RecordAttack(
+        knows.embedder, fields, top_k=attack_cfg["top_k"], rounds=attack_cfg["rounds"]
+    )
+    attack.fit([record(d, aux_kb) for d in aux_kb.injected_documents()], show_progress=False)
+    docs = kb.injected_documents()
+    idx = np.random.default_rng(seed).permutation(len(docs))[: attack_cfg["n_vectors"]]
+    victims = [docs[i] for i in sorted(idx)]
+    vectors = knows.embedder.encode([d.text for d in victims])
+    recon, _ = attack.invert(vectors, show_progress=False)
+    truth = [record(d, kb) for d in victims]
+    pii = pii_recovery(recon, truth, fields=["first_name", "last_name", "full_name", *kb.facts])
+    from invert.inversion.metrics import reconstruction_metrics
+
+    text, _ = reconstruction_metrics(recon, [d.text for d in victims])
+    return {"n_vectors": len(victims), "pii": {f: v["rate"] for f, v in pii.items()},
+            "bleu": text.get("bleu"), "token_f1": text.get("token_f1")}  # fmt: skip
+
+
+def reveal(
+    knows: InjectedKnowledge, kb: KnowledgeBase, people: Sequence[str], max_new_tokens: int
+) -> float:
+    """Mean share of a person's facts the system states when simply asked about them."""
+    persons = [kb.person(p) for p in people]
+    prompts = [REVEAL_PROMPT.format(name=p.name) for p in persons]
+    if knows.store is not None:
+        hits = knows.store.query(
+            knows.embedder.encode([p.name for p in persons]).numpy(), knows.top_k
+        )
+        prompts = [
+            "Known facts:\n" + "\n".join(h["document"] for h in rows) + "\n\n" + prompt
+            for rows, prompt in zip(hits, prompts, strict=True)
+        ]
+    answers = generate_answers(knows.model, knows.tokenizer, prompts, max_new_tokens)
+    return float(np.mean([pii_share(a, p) for a, p in zip(answers, persons, strict=True)]))
+
+
+def _method_row(method: str, m: dict[str, Any]) -> dict[str, Any]:
+    """One row of the table: recall, cost, leakage and deletion of one method."""
+    rec, held = m["recall"]["members"], m["recall"]["held_out"]
+    weights, store = m.get("weights_leakage", {}), m.get("store_leakage", {})
+    row = {
+        "method": method,
+        "recall_verbatim_contains": rec["form"]["verbatim"]["contains"],
+        "recall_paraphrase_contains": rec["form"]["paraphrase"]["contains"],
+        "recall_f1": rec["all"]["token_f1"],
+        "held_out_contains": held["all"]["contains"],
+        "retrieval_hit_rate": rec["retrieval_hit_rate"],
+        "trainable_params": m["cost"]["trainable_parameters"],
+        "train_s": m["cost"]["train_seconds"],
+        "bytes_stored": m["cost"].get("bytes_store", 0) + m["cost"].get("bytes_weights", 0),
+        "prompt_tokens": rec["prompt_tokens"],
+        "s_per_question": rec["seconds_per_question"],
+        "exposure_mean": weights.get("exposure", {}).get("mean"),
+        "mia_best_auc": weights.get("mia_best", {}).get("auc"),
+        "mia_best_tpr@1%fpr": weights.get("mia_best", {}).get("tpr@1%fpr"),
+        "mia_blind_auc": weights.get("mia_blind", {}).get("auc"),
+        "memorized_bits": weights.get("unintended", {}).get("corrected_total_bits"),
+        "bits_per_param": weights.get("unintended", {}).get("bits_per_parameter"),
+        "store_full_name_pct": 100 * store["pii"]["full_name"] if store else None,
+        "reveal_share": m["reveal_share"],
+        "deleted_recall_before": m["deletion"]["recall_before"],
+        "deleted_recall_after": m["deletion"]["recall_after"],
+    }
+    return row
+
+
+def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Runs every method of ``cfg["wva"]`` on one knowledge base; writes table, plots, JSON.
+
+    Args:
+        cfg: ``wva`` (see ``conf/wva/tiny.yaml``), ``logger``, ``paths.output_dir``, ``seed``.
+
+    Returns:
+        ``{"knowledge_base", "methods": {method: metrics}, "table", "files"}``.
+    """
+    from invert.memorization.runs.finetune_audit import scored_texts
+    from invert.models.pretrained_lm import load_causal_lm
+    from invert.privacy.wva_report import write_report
+
+    w = cfg["wva"]
+    methods = list(w["methods"])
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        from invert.errors import unknown_name
+
+        raise unknown_name("knowledge injection method", bad[0], METHODS)
+    run = open_run(cfg)
+    seed, run_dir, tracker = run.seed, run.run_dir, run.tracker
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    with tracker:
+        if w.get("num_threads"):
+            torch.set_num_threads(int(w["num_threads"]))
+        kb = build_knowledge_base(**w["knowledge_base"], seed=seed)
+        tracker.summary({f"knowledge_base/{k}": v for k, v in kb.summary().items()})
+        tokenizer = load_probe_tokenizer(w["tokenizer"])
+        embedder = None
+        if any(m.startswith("rag") for m in methods):
+            from invert.embedders import build_embedder
+
+            embedder = build_embedder(cfg["embedder"])
+        corpus = audit_corpus(kb, seed)
+        base = load_causal_lm(w["lm"]).eval()
+        ref_stats = mia.token_statistics(
+            base, tokenizer, scored_texts(corpus, []), w["leakage"]["eval"]["batch_size"]
+        )
+        del base
+        limit = w.get("max_questions")
+        asked = {s: _questions(kb, s, limit, seed) for s in ("members", "held_out", "deleted")}
+        for method in methods:
+            t0 = time.perf_counter()
+            knows = inject(
+                method, kb, w["lm"], tokenizer, embedder, run_dir / "methods",
+                w["train"], w.get("tuning"), w["top_k"], seed,
+            )  # fmt: skip
+            m: dict[str, Any] = {"cost": knows.cost, "recall": {}}
+            for split, questions in asked.items():
+                m["recall"][split], _ = recall(knows, questions, w["max_new_tokens"])
+            if method not in ("none", "rag"):
+                probe = _probe(w, "lora" if method == "rag+lora" else method)
+                m["weights_leakage"], _ = evaluate_model(
+                    knows.model, tokenizer, corpus, probe, ref_stats,
+                    knows.cost["trainable_parameters"], seed,
+                )  # fmt: skip
+            if knows.store is not None:
+                m["store_leakage"] = store_leakage(knows, kb, w["store_attack"], seed)
+            m["reveal_share"] = reveal(
+                knows, kb, kb.splits["members"][: w["reveal_people"]], w["max_new_tokens"]
+            )
+            before = m["recall"]["deleted"]["all"]["contains"]
+            m["deletion"] = {**knows.delete_people(kb.splits["deleted"]), "recall_before": before}
+            after, _ = recall(knows, asked["deleted"], w["max_new_tokens"])
+            m["deletion"]["recall_after"] = after["all"]["contains"]
+            # A store forgets by deleting rows; weights forget only by retraining without them.
+            m["deletion"]["forget_cost_s"] = knows.cost["train_seconds"]
+            m["wall_seconds"] = time.perf_counter() - t0
+            results[method] = m
+            tracker.log(flatten_metrics(m, f"{method}/", scalars_only=True))
+            if knows.store is not None:
+                knows.store.destroy()
+            del knows
+        rows = [_method_row(k, v) for k, v in results.items()]
+        files = write_report(rows, results, run_dir, tracker)
+    out = {"knowledge_base": kb.summary(), "methods": results, "table": rows, "files": files,
+           "total_seconds": time.perf_counter() - started}  # fmt: skip
+    save_json(run_dir / "weights_vs_activations.json", out)
+    return out
