@@ -220,3 +220,20 @@ def test_blind_baseline_is_near_chance_on_a_random_split_and_high_on_a_split_by_
     assert "w:the" in text_features("The cat") and "c:the" in text_features("The cat")
     with pytest.raises(InvertError, match="folds"):
         blind_baseline_scores(records[:3], records[3:6], folds=5)
+
+
+def test_blind_baseline_keeps_a_groups_texts_in_one_fold():
+    # Five documents per person, people split at random: ungrouped folds let a person's other
+    # documents (their name) give their class away; grouped folds do not.
+    rng = random.Random(0)
+    people = ["".join(rng.choices(string.ascii_lowercase, k=8)).title() for _ in range(40)]
+    docs = [(p, f"{p} fact number {k}.") for p in people for k in range(5)]
+    chosen = set(rng.sample(people, 20))
+    members = [(p, t) for p, t in docs if p in chosen]
+    non_members = [(p, t) for p, t in docs if p not in chosen]
+    texts = ([t for _, t in members], [t for _, t in non_members])
+    groups = ([p for p, _ in members], [p for p, _ in non_members])
+    assert roc_auc(*blind_baseline_scores(*texts, folds=5)) > 0.9
+    assert roc_auc(*blind_baseline_scores(*texts, folds=5, groups=groups)) < 0.75
+    with pytest.raises(InvertError, match="repeats"):
+        blind_baseline_scores(*texts, repeats=0)

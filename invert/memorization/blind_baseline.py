@@ -71,8 +71,16 @@ class NaiveBayesTextClassifier:
         return float(sum(self.weights.get(f, 0.0) for f in feats))
 
 
-def _folds(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.permutation(np.arange(n) % folds)
+def _folds(
+    n: int, folds: int, rng: np.random.Generator, groups: Sequence[str] | None = None
+) -> np.ndarray:
+    if groups is None:
+        return rng.permutation(np.arange(n) % folds)
+    # Whole groups share a fold: a text must not be scored by a classifier that saw another
+    # text of its group (another document of the same person names them too).
+    names = list(dict.fromkeys(groups))
+    fold_of = dict(zip(names, rng.permutation(np.arange(len(names)) % folds), strict=True))
+    return np.array([fold_of[g] for g in groups])
 
 
 def blind_baseline_scores(
@@ -81,6 +89,7 @@ def blind_baseline_scores(
     folds: int = 5,
     seed: int = 0,
     repeats: int = 5,
+    groups: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold blind scores (higher = "member") for members and non-members.
 
@@ -91,6 +100,8 @@ def blind_baseline_scores(
             so every fold holds both classes.
         seed: Seeds the fold assignments.
         repeats: Fold assignments drawn; a text's score is its mean out-of-fold score.
+        groups: ``(member_groups, non_member_groups)``, one label per text (e.g. the person a
+            document is about): a group's texts always share a fold.
 
     Returns:
         ``(member_scores, non_member_scores)``; each text scored only by classifiers that did
@@ -101,7 +112,11 @@ def blind_baseline_scores(
     """
     if folds < 2:
         raise InvertError(f"the blind baseline cross-fits over >= 2 folds, got folds={folds}")
-    if min(len(members), len(non_members)) < folds:
+    g_m, g_n = groups if groups is not None else (None, None)
+    n_units = [
+        len(set(g)) if g is not None else len(t) for g, t in ((g_m, members), (g_n, non_members))
+    ]
+    if min(n_units) < folds:
         raise InvertError(
             f"the blind baseline needs >= {folds} members and non-members (one per fold), got "
             f"{len(members)} and {len(non_members)}; lower its folds"
@@ -113,7 +128,8 @@ def blind_baseline_scores(
     feats_n = [text_features(t) for t in non_members]
     scores_m, scores_n = np.zeros(len(members)), np.zeros(len(non_members))
     for _ in range(repeats):
-        fold_m, fold_n = _folds(len(members), folds, rng), _folds(len(non_members), folds, rng)
+        fold_m = _folds(len(members), folds, rng, g_m)
+        fold_n = _folds(len(non_members), folds, rng, g_n)
         for f in range(folds):
             clf = NaiveBayesTextClassifier().fit(
                 (x for x, g in zip(feats_m, fold_m, strict=True) if g != f),

@@ -113,6 +113,7 @@ class PrivateCorpus:
     space: DigitSpace | IdentitySpace
     seed: int
     train_texts: list[str] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)  # text -> its group (e.g. person)
 
     def summary(self) -> dict[str, Any]:
         """Counts only: no record text (safe to log)."""

@@ -57,11 +57,14 @@ def _questions(kb: KnowledgeBase, split: str, limit: int | None, seed: int) -> l
 
 def audit_corpus(kb: KnowledgeBase, seed: int) -> PrivateCorpus:
     """The knowledge base as the memorization audit's corpus: injected documents are members,
-    held-out people's documents non-members, the canaries as they are."""
+    held-out people's documents non-members, the canaries as they are, each document grouped
+    with its person's."""
     members = list(dict.fromkeys(d.text for d in kb.injected_documents()))
     non_members = list(dict.fromkeys(d.text for d in kb.split_documents("held_out")))
+    # Documents of one person are split together: the blind baseline folds by person.
+    groups = {d.text: d.person_id for d in kb.documents}
     return PrivateCorpus(
-        members, non_members, [], kb.canaries, kb.space, seed, kb.training_texts(seed)
+        members, non_members, [], kb.canaries, kb.space, seed, kb.training_texts(seed), groups
     )
 
 

@@ -201,6 +201,7 @@ def _membership(
     mi: Any,
     seed: int,
     shadow_scores: dict[str, np.ndarray] | None = None,
+    groups: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Every attack and the blind baseline on one member / non-member split of ``texts``.
 
@@ -212,7 +213,11 @@ def _membership(
     n_m = members.stop - members.start
     for name, s in (shadow_scores or {}).items():
         split[name] = (s[:n_m], s[n_m:])
-    split[BLIND] = blind_baseline_scores(texts[members], texts[non_members], mi.blind_folds, seed)
+    m_texts, n_texts = texts[members], texts[non_members]
+    by_group = None
+    if groups:
+        by_group = ([groups.get(t, t) for t in m_texts], [groups.get(t, t) for t in n_texts])
+    split[BLIND] = blind_baseline_scores(m_texts, n_texts, mi.blind_folds, seed, groups=by_group)
     metrics = {
         a: mia.evaluate_attack(m, n, mi.fprs, mi.n_bootstrap, seed) for a, (m, n) in split.items()
     }
@@ -264,8 +269,9 @@ def evaluate_model(
             probe.shadows.rmia_a, probe.shadows.rmia_gamma,
         )  # fmt: skip
     mia_metrics, split = _membership(
-        stats, reference_stats, texts, slice(0, n_m), slice(n_m, n_mn), mi, seed, shadow_scores
-    )
+        stats, reference_stats, texts, slice(0, n_m), slice(n_m, n_mn), mi, seed, shadow_scores,
+        corpus.groups,
+    )  # fmt: skip
     blind = mia_metrics.pop(BLIND)
     metrics: dict[str, Any] = {
         "trainable_parameters": n_trainable,
@@ -290,7 +296,7 @@ def evaluate_model(
     if control:
         control_metrics, _ = _membership(
             stats, reference_stats, texts, slice(0, n_m),
-            slice(n_mn, n_mn + len(control)), mi, seed,
+            slice(n_mn, n_mn + len(control)), mi, seed, None, corpus.groups,
         )  # fmt: skip
         metrics["mia_negative_control"] = {
             "source": mi.negative_control,
