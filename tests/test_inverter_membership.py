@@ -60,7 +60,7 @@ def overfit(tmp_path_factory):
 
 def test_overfit_inverter_separates_its_training_texts(overfit):
     metrics, scores = inverter_membership(overfit, EMBEDDER, TEXTS, NON_MEMBERS, n_bootstrap=50)
-    assert set(metrics) == {"loss", "zlib", "reconstruction_f1", "reconstruction_cosine"}
+    assert set(metrics) == {"loss", "zlib", "reconstruction_f1", "reconstruction_cosine", "blind"}
     for attack in ("loss", "zlib", "reconstruction_f1", "reconstruction_cosine"):
         assert metrics[attack]["auc"] > 0.9, (attack, metrics[attack])
     members_f1, _ = scores["reconstruction_f1"]
@@ -132,5 +132,5 @@ def test_run_inverter_membership_uses_the_texts_the_run_drew(tmp_path, overfit):
     assert summary["n_members"] == summary["n_non_members"] <= 4
     assert (tmp_path / "out" / "roc.png").stat().st_size > 0
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert set(saved["metrics"]) == {"loss", "reconstruction_f1"}
+    assert set(saved["metrics"]) == {"loss", "reconstruction_f1", "blind"}
     assert "text" not in json.dumps(saved["metrics"])  # aggregates only

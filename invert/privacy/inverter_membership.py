@@ -29,6 +29,7 @@ from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.errors import EmptyInputError
 from invert.inversion.metrics import cosine_similarity_rows, token_f1
+from invert.memorization.blind_baseline import BLIND, blind_baseline_scores
 from invert.memorization.membership import evaluate_attack, zlib_bytes
 from invert.models.base import tokenize_targets
 
@@ -128,6 +129,7 @@ def inverter_membership(
     batch_size: int = 16,
     seed: int = 0,
     show_progress: bool = False,
+    blind_folds: int | None = 5,
 ) -> tuple[dict[str, dict[str, float]], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Membership inference on an inverter's training texts vs held-out texts.
 
@@ -143,8 +145,10 @@ def inverter_membership(
         fprs: FPRs at which to report TPR.
         n_bootstrap: Bootstrap resamples for the AUC interval.
         batch_size: Texts per forward / generate call.
-        seed: Seeds the bootstrap.
+        seed: Seeds the bootstrap and the blind baseline's folds.
         show_progress: Progress bars.
+        blind_folds: Folds of the model-free blind baseline reported beside the attacks as
+            ``"blind"`` (None: left out).
 
     Returns:
         ``(metrics, scores)`` as :func:`invert.memorization.membership.membership_inference`.
@@ -167,6 +171,9 @@ def inverter_membership(
     )
     n = len(members)
     split = {a: (s[:n], s[n:]) for a, s in scores.items()}
+    folds = min(blind_folds or 0, len(members), len(non_members))
+    if folds >= 2:  # a handful of texts still gets a baseline, with fewer folds
+        split[BLIND] = blind_baseline_scores(members, non_members, folds, seed)
     metrics = {a: evaluate_attack(m, x, fprs, n_bootstrap, seed) for a, (m, x) in split.items()}
     return metrics, split
 
