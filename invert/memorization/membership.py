@@ -30,6 +30,7 @@ import torch
 from scipy.stats import rankdata
 
 from invert.errors import EmptyInputError, InvertError, unknown_name
+from invert.memorization.blind_baseline import BLIND, blind_baseline_scores
 from invert.memorization.private_corpus import pad_batch, tokenize
 from invert.reporting.plots import save_figure
 
@@ -355,8 +356,6 @@ def membership_inference(
     scores = attack_scores(attacks, target, texts, ref, k)
     split = {a: (s[: len(members)], s[len(members) :]) for a, s in scores.items()}
     if blind_folds:
-        from invert.memorization.blind_baseline import BLIND, blind_baseline_scores
-
         split[BLIND] = blind_baseline_scores(members, non_members, blind_folds, seed)
     metrics = {a: evaluate_attack(m, n, fprs, n_bootstrap, seed) for a, (m, n) in split.items()}
     return metrics, split
@@ -392,7 +391,7 @@ def plot_roc(
 def attack_summary(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The best attack by AUC and its numbers (for headline tables; the blind baseline, which
     never looks at the model, is not an attack)."""
-    attacks = [a for a in metrics if a != "blind"]
+    attacks = [a for a in metrics if a != BLIND]
     if not attacks:
         raise EmptyInputError("no attack metrics")
     best = max(attacks, key=lambda a: metrics[a]["auc"])

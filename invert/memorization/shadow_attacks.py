@@ -27,6 +27,7 @@ import numpy as np
 from scipy.stats import norm
 
 from invert.errors import InvertError
+from invert.memorization.membership import roc_auc
 
 POOLED_VARIANCE_BELOW = 64  # shadows; Carlini et al. use a global variance below this
 
@@ -198,8 +199,6 @@ def tune_rmia_a(
     Raises:
         InvertError: Fewer than 2 shadows (none would be left to be the reference).
     """
-    from invert.memorization.membership import roc_auc
-
     if shadows.n_models < 2:
         raise InvertError("tuning RMIA's a needs >= 2 shadow models; set shadows.rmia_a instead")
     aucs = np.zeros(len(grid))

@@ -31,8 +31,8 @@ from invert.errors import EmptyInputError, InvertError, unknown_name
 from invert.memorization.extraction import greedy_continuations
 from invert.memorization.fine_tune import train_on_texts
 from invert.memorization.private_corpus import tokenize
-from invert.memorization.target_models import count_parameters, load_pretrained_target
-from invert.privacy.knowledge_base import KnowledgeBase, Question
+from invert.memorization.target_models import load_pretrained_target
+from invert.privacy.knowledge_base import Document, KnowledgeBase, Question
 from invert.stores.chroma_writer import ChromaCollectionWriter
 
 METHODS = ("none", "rag", "lora", "prefix", "full", "rag+lora")
@@ -144,6 +144,11 @@ class InjectedKnowledge:
         return {"deleted_vectors": removed, "store_rows": self.store.count}
 
 
+def store_id(doc: Document) -> str:
+    """A document's row id in the RAG store."""
+    return f"{doc.person_id}-{doc.fact}"
+
+
 def build_store(
     kb: KnowledgeBase, embedder: Embedder, path: str | Path, collection: str = "knowledge"
 ) -> ChromaCollectionWriter:
@@ -152,7 +157,7 @@ def build_store(
     store = ChromaCollectionWriter(path, collection, embedder.dim)
     vectors = embedder.encode([d.text for d in docs]).numpy()
     store.add(
-        [f"{d.person_id}-{d.fact}" for d in docs], vectors, [d.text for d in docs],
+        [store_id(d) for d in docs], vectors, [d.text for d in docs],
         [{"person_id": d.person_id, "fact": d.fact, "split": d.split} for d in docs],
     )  # fmt: skip
     return store
@@ -208,10 +213,9 @@ def inject(
         model, info = train_on_texts(
             model, tokenizer, kb.training_texts(seed), train, regime, out_dir / method, seed=seed
         )
-        adapter = n_trainable if regime != "full" else count_parameters(model)
-        cost.update(
+        cost.update(  # what must be kept besides the base model: fp32 tuned parameters
             trainable_parameters=n_trainable, train_seconds=info["train_seconds"],
-            steps=info["steps"], bytes_weights=4 * adapter,
+            steps=info["steps"], bytes_weights=4 * n_trainable,
         )  # fmt: skip
     store = None
     if uses_store:

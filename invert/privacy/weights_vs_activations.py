@@ -30,9 +30,13 @@ import torch
 
 from invert.configs.probes import MemorizationProbeConfig
 from invert.configs.schema import from_mapping
+from invert.embedders import build_embedder
+from invert.errors import unknown_name
+from invert.inversion.metrics import reconstruction_metrics
 from invert.memorization import membership as mia
 from invert.memorization.private_corpus import PrivateCorpus, load_probe_tokenizer
-from invert.memorization.runs.finetune_audit import evaluate_model
+from invert.memorization.runs.finetune_audit import evaluate_model, scored_texts
+from invert.models.pretrained_lm import load_causal_lm
 from invert.privacy.knowledge_base import (
     KnowledgeBase,
     Question,
@@ -40,7 +44,16 @@ from invert.privacy.knowledge_base import (
     build_knowledge_base,
     pii_share,
 )
-from invert.privacy.knowledge_injection import METHODS, InjectedKnowledge, generate_answers, inject
+from invert.privacy.knowledge_injection import (
+    METHODS,
+    InjectedKnowledge,
+    generate_answers,
+    inject,
+    store_id,
+)
+from invert.privacy.pii import pii_recovery
+from invert.privacy.record_attack import RecordAttack
+from invert.privacy.wva_report import write_report
 from invert.reporting.run_context import flatten_metrics, open_run
 from invert.reporting.tracking import save_json
 
@@ -99,9 +112,6 @@ def store_leakage(
     knows: InjectedKnowledge, kb: KnowledgeBase, attack_cfg: dict[str, Any], seed: int
 ) -> dict[str, Any]:
     """What an attacker who knows the schema recovers from the stored vectors alone."""
-    from invert.privacy.pii import pii_recovery
-    from invert.privacy.record_attack import RecordAttack
-
     aux_kb = build_knowledge_base(
         n_people=attack_cfg["aux_people"], seed=seed + 7, canary_repetitions=(1,)
     )
@@ -119,12 +129,10 @@ def store_leakage(
     docs = kb.injected_documents()
     idx = np.random.default_rng(seed).permutation(len(docs))[: attack_cfg["n_vectors"]]
     victims = [docs[i] for i in sorted(idx)]
-    vectors = knows.embedder.encode([d.text for d in victims])
+    vectors = torch.from_numpy(knows.store.vectors([store_id(d) for d in victims]))
     recon, _ = attack.invert(vectors, show_progress=False)
     truth = [record(d, kb) for d in victims]
     pii = pii_recovery(recon, truth, fields=["first_name", "last_name", "full_name", *kb.facts])
-    from invert.inversion.metrics import reconstruction_metrics
-
     text, _ = reconstruction_metrics(recon, [d.text for d in victims])
     return {"n_vectors": len(victims), "pii": {f: v["rate"] for f, v in pii.items()},
             "bleu": text.get("bleu"), "token_f1": text.get("token_f1")}  # fmt: skip
@@ -187,16 +195,10 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``{"knowledge_base", "methods": {method: metrics}, "table", "files"}``.
     """
-    from invert.memorization.runs.finetune_audit import scored_texts
-    from invert.models.pretrained_lm import load_causal_lm
-    from invert.privacy.wva_report import write_report
-
     w = cfg["wva"]
     methods = list(w["methods"])
     bad = [m for m in methods if m not in METHODS]
     if bad:
-        from invert.errors import unknown_name
-
         raise unknown_name("knowledge injection method", bad[0], METHODS)
     run = open_run(cfg)
     seed, run_dir, tracker = run.seed, run.run_dir, run.tracker
@@ -210,8 +212,6 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
         tokenizer = load_probe_tokenizer(w["tokenizer"])
         embedder = None
         if any(m.startswith("rag") for m in methods):
-            from invert.embedders import build_embedder
-
             embedder = build_embedder(cfg["embedder"])
         corpus = audit_corpus(kb, seed)
         base = load_causal_lm(w["lm"]).eval()
@@ -221,6 +221,7 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
         del base
         limit = w.get("max_questions")
         asked = {s: _questions(kb, s, limit, seed) for s in ("members", "held_out", "deleted")}
+        leaked: dict[str, Any] | None = None
         for method in methods:
             t0 = time.perf_counter()
             knows = inject(
@@ -236,8 +237,9 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
                     knows.model, tokenizer, corpus, probe, ref_stats,
                     knows.cost["trainable_parameters"], seed,
                 )  # fmt: skip
-            if knows.store is not None:
-                m["store_leakage"] = store_leakage(knows, kb, w["store_attack"], seed)
+            if knows.store is not None:  # every store holds the same vectors: attack it once
+                leaked = leaked or store_leakage(knows, kb, w["store_attack"], seed)
+                m["store_leakage"] = leaked
             m["reveal_share"] = reveal(
                 knows, kb, kb.splits["members"][: w["reveal_people"]], w["max_new_tokens"]
             )

@@ -93,6 +93,17 @@ class ChromaCollectionWriter:
             )
         ]
 
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of ``ids``, in that order (what an attacker with read access has)."""
+        page = self._col.get(ids=list(ids), include=["embeddings"])
+        by_id = dict(
+            zip(page["ids"], np.asarray(page["embeddings"], dtype=np.float32), strict=True)
+        )
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise InvertError(f"{self.name} holds no rows {missing[:5]}")
+        return np.stack([by_id[i] for i in ids])
+
     def delete_where(self, key: str, values: Sequence[str]) -> int:
         """Deletes every row whose metadata ``key`` is in ``values``; returns rows removed."""
         before = self.count

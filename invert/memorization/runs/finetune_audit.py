@@ -193,26 +193,17 @@ def scored_texts(corpus: PrivateCorpus, control: list[str]) -> list[str]:
 
 
 def _membership(
-    stats: mia.TokenStats,
-    reference_stats: mia.TokenStats | None,
+    scores: dict[str, np.ndarray],
     texts: list[str],
     members: slice,
     non_members: slice,
     mi: Any,
     seed: int,
-    shadow_scores: dict[str, np.ndarray] | None = None,
     groups: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Every attack and the blind baseline on one member / non-member split of ``texts``.
-
-    ``shadow_scores`` (LiRA, RMIA) score the candidates only, members first.
-    """
-    attacks = mia.runnable_attacks(mi.attacks, reference_stats is not None)
-    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi.k)
+    """The attacks' ``scores`` (over ``texts``) and the blind baseline on one member /
+    non-member split of ``texts``."""
     split = {a: (s[members], s[non_members]) for a, s in scores.items()}
-    n_m = members.stop - members.start
-    for name, s in (shadow_scores or {}).items():
-        split[name] = (s[:n_m], s[n_m:])
     m_texts, n_texts = texts[members], texts[non_members]
     by_group = None
     if groups:
@@ -260,18 +251,21 @@ def evaluate_model(
         }
         canary_ext = ext.canary_extraction(model, tokenizer, corpus.canaries, bs)
     nll = stats.mean_nll()
-    shadow_scores = None
-    if shadows is not None:
+    attacks = mia.runnable_attacks(mi.attacks, reference_stats is not None)
+    scores = mia.attack_scores(attacks, stats, texts, reference_stats, mi.k)
+    mia_metrics, split = _membership(
+        scores, texts, slice(0, n_m), slice(n_m, n_mn), mi, seed, corpus.groups
+    )
+    if shadows is not None:  # LiRA / RMIA score the candidates only
         signal = -nll
         population = signal[n_mn + len(control) :] if corpus.population else None
         shadow_scores = shadow_attack_scores(
             signal[:n_mn], shadows, probe.shadows.n_models, population,
             probe.shadows.rmia_a, probe.shadows.rmia_gamma,
         )  # fmt: skip
-    mia_metrics, split = _membership(
-        stats, reference_stats, texts, slice(0, n_m), slice(n_m, n_mn), mi, seed, shadow_scores,
-        corpus.groups,
-    )  # fmt: skip
+        for name, s in shadow_scores.items():
+            split[name] = (s[:n_m], s[n_m:])
+            mia_metrics[name] = mia.evaluate_attack(*split[name], mi.fprs, mi.n_bootstrap, seed)
     blind = mia_metrics.pop(BLIND)
     metrics: dict[str, Any] = {
         "trainable_parameters": n_trainable,
@@ -295,8 +289,8 @@ def evaluate_model(
     }
     if control:
         control_metrics, _ = _membership(
-            stats, reference_stats, texts, slice(0, n_m),
-            slice(n_mn, n_mn + len(control)), mi, seed, None, corpus.groups,
+            scores, texts, slice(0, n_m), slice(n_mn, n_mn + len(control)), mi, seed,
+            corpus.groups,
         )  # fmt: skip
         metrics["mia_negative_control"] = {
             "source": mi.negative_control,
