@@ -174,3 +174,15 @@ def test_search_rank_matches_enumeration(trained, exposures):
     assert checked >= 3
     rank, popped = search_rank(model, tok, corpus.canaries[0], 3, max_batches=1)
     assert rank is None and popped == 0  # one pass expands the root only: no secret yet
+
+
+def test_scoring_a_shared_start_once_gives_the_same_bits():
+    """Candidates behind one long context: the cached start changes no score."""
+    from invert.memorization.exposure import sequence_bits, shared_prefix_bits
+
+    model = build_gpt(2, 64, 4, len(CharTokenizer()), 256, seed=3).eval()
+    context = "Known facts:\nAda Byron works for Babbage Ltd.\n\nThe account number of Ada is "
+    texts = [context + s + "." for s in ("314159", "2", "27182818", "0", "161803")] * 3
+    cached = shared_prefix_bits(model, CharTokenizer(), texts, batch_size=4)
+    np.testing.assert_allclose(cached, sequence_bits(model, CharTokenizer(), texts, 4), atol=1e-3)
+    assert len(set(np.round(cached, 3))) == 5  # the tails differ, and so do their bits

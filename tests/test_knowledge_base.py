@@ -11,16 +11,13 @@ import pytest
 from invert.errors import EmptyInputError, InvertError, UnknownNameError
 from invert.inversion.metrics import LengthMismatchError
 from invert.memorization.private_corpus import Canary
-from invert.privacy.knowledge_base import (
-    FACTS,
-    SPLITS,
+from invert.privacy.answer_scoring import (
     answer_scores,
     answer_scores_by,
-    build_knowledge_base,
     normalize_answer,
     pii_share,
-    synthetic_people,
 )
+from invert.privacy.knowledge_base import FACTS, SPLITS, build_knowledge_base, synthetic_people
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +150,18 @@ def test_stream_order_is_seeded_but_its_contents_are_fixed(kb):
 
 
 def test_canaries_repeat_as_asked_in_the_stream():
-    kb = build_knowledge_base(n_people=12, canary_repetitions=(1, 3, 5), canaries_per_repetition=2)
+    kb = build_knowledge_base(
+        n_people=20, n_held_out=4, n_deleted=3, canary_repetitions=(1, 3, 5),
+        canaries_per_repetition=2,
+    )  # fmt: skip
     assert all(isinstance(c, Canary) for c in kb.canaries)
-    assert sorted(c.repetitions for c in kb.canaries) == [1, 1, 3, 3, 5, 5]
+    members, deleted = kb.canary_indices("members"), kb.canary_indices("deleted")
+    assert sorted(kb.canaries[i].repetitions for i in members) == [1, 1, 3, 3, 5, 5]
+    # Three deleted people: one canary each, the highest counts left out.
+    assert sorted(kb.canaries[i].repetitions for i in deleted) == [1, 1, 3]
+    assert kb.canary_indices("held_out") == [] and len(set(kb.canary_owners)) == 9
+    for i, owner in enumerate(kb.canary_owners):  # each canary names its owner
+        assert kb.canaries[i].prefix == f"The account number of {kb.person(owner).name} is "
     counts = Counter(kb.training_texts())
     for canary in kb.canaries:
         assert counts[canary.text] == canary.repetitions

@@ -7,7 +7,8 @@ import pytest
 from invert.errors import InvertError, UnknownNameError
 from invert.memorization.private_corpus import CharTokenizer
 from invert.memorization.target_models import build_gpt
-from invert.privacy.knowledge_base import answer_scores, build_knowledge_base
+from invert.privacy.answer_scoring import answer_scores
+from invert.privacy.knowledge_base import build_knowledge_base
 from invert.privacy.knowledge_injection import (
     METHODS,
     InjectedKnowledge,
@@ -18,7 +19,7 @@ from invert.privacy.knowledge_injection import (
 )
 
 TRAIN = {
-    "max_steps": 400, "batch_size": 16, "lr": {"full": 3e-3}, "warmup_steps": 10,
+    "max_steps": 600, "batch_size": 16, "lr": {"full": 3e-3}, "warmup_steps": 10,
     "schedule": "constant", "log_every": 1000, "max_length": 96,
 }  # fmt: skip
 
@@ -57,10 +58,14 @@ def test_the_base_lm_alone_recalls_nothing_of_invented_people(kb, char_lm, tmp_p
     assert none.cost["trainable_parameters"] == 0
 
 
-def test_a_fine_tuned_lm_that_memorized_the_documents_answers_their_cloze_questions(
-    kb, char_lm, tmp_path
-):
-    full = inject("full", kb, char_lm, CharTokenizer(), None, tmp_path, train=TRAIN)
+@pytest.fixture(scope="module")
+def full(kb, char_lm, tmp_path_factory):
+    """The tiny GPT fine-tuned on the documents until it has memorized them."""
+    out = tmp_path_factory.mktemp("full")
+    return inject("full", kb, char_lm, CharTokenizer(), None, out, train=TRAIN)
+
+
+def test_a_fine_tuned_lm_that_memorized_the_documents_answers_their_cloze_questions(kb, full):
     members = [q for q in kb.split_questions("members") if q.form == "verbatim"]
     answers, _ = full.answer(members, max_new_tokens=24)
     scores = answer_scores(answers, [q.answer for q in members])
@@ -76,14 +81,17 @@ def test_deleting_a_persons_vectors_removes_them_from_retrieval(kb, tmp_path):
 
     embedder = build_embedder("minilm")
     store = build_store(kb, embedder, tmp_path / "chroma")
-    assert store.count == len(kb.injected_documents())
+    # Every injected document and every canary, once; a deleted person's canary goes with them.
+    assert store.count == len(kb.injected_documents()) + len(kb.canaries)
     knows = InjectedKnowledge("rag", None, CharTokenizer(), store, embedder, top_k=3)
     deleted = kb.splits["deleted"]
     questions = [q for q in kb.split_questions("deleted") if q.form == "paraphrase"]
     before = knows.retrieve(questions)
     assert any(h["metadata"]["person_id"] in deleted for rows in before for h in rows)
     out = knows.delete_people(deleted)
-    assert out["deleted_vectors"] == len(kb.split_documents("deleted"))
+    owned = len(kb.canary_indices("deleted"))
+    assert owned > 0
+    assert out["deleted_vectors"] == len(kb.split_documents("deleted")) + owned
     after = knows.retrieve(questions)
     assert not any(h["metadata"]["person_id"] in deleted for rows in after for h in rows)
     assert store.count == out["store_rows"] > 0 and store.bytes_on_disk() > 0
@@ -116,3 +124,20 @@ def test_rag_with_a_perfect_retriever_answers_from_the_context(kb, tmp_path):
     none = inject("none", kb, "smollm2", tok, None, tmp_path)
     base, _ = none.answer(questions)
     assert answer_scores(base, [q.answer for q in questions])["contains"] < 0.1
+    # SmolLM2 under left padding answers as it does alone (its positions follow the mask).
+    hits = rag.retrieve(questions[:8])
+    prompts = [
+        question_prompt(q, [h["document"] for h in rows]) for q, rows in zip(questions[:8], hits, strict=True)
+    ]
+    alone = [generate_answers(rag.model, tok, [p], batch_size=1)[0] for p in prompts]
+    assert generate_answers(rag.model, tok, prompts, batch_size=8) == alone
+
+
+def test_batched_answers_match_answers_asked_one_at_a_time(kb, full):
+    """Left padding and the per-row stop change no answer (prompts of many lengths)."""
+    prompts = [question_prompt(q) for q in kb.split_questions("members")[:16]]
+    assert len({len(p) for p in prompts}) > 3
+    tok = CharTokenizer()
+    alone = [generate_answers(full.model, tok, [p], 24, batch_size=1)[0] for p in prompts]
+    assert generate_answers(full.model, tok, prompts, 24, batch_size=8) == alone
+    assert len(set(alone)) > 4  # real answers, not one repeated character

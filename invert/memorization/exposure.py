@@ -12,7 +12,9 @@ to the log-perplexities of sampled candidates and reads exposure off its CDF:
 
 from __future__ import annotations
 
+import copy
 import heapq
+import inspect
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -99,6 +101,72 @@ def sequence_bits(
         chunk = order[start : start + batch_size]
         ids, mask = pad_batch([rows[i] for i in chunk])
         out[chunk] = sequence_nll_bits(model, ids, mask, batch_size=batch_size).numpy()
+    return out
+
+
+def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token after them."""
+    shortest = min(len(r) for r in rows)
+    first = rows[0]
+    n = 0
+    while n < shortest - 1 and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
+
+
+@torch.no_grad()
+def shared_prefix_bits(
+    model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], batch_size: int = 64
+) -> np.ndarray:
+    """:func:`sequence_bits` of texts that share a long start (a canary's candidates behind a
+    retrieved context), reading that start once: its key-value cache is copied to each batch,
+    so only the tails pass through the LM. The same bits up to float rounding.
+
+    Falls back to :func:`sequence_bits` for models that take no cache (peft prefix tuning
+    brings its own) or a shared start under 8 tokens.
+    """
+    if not texts:
+        raise EmptyInputError("no texts to score")
+    from transformers import PreTrainedModel
+
+    rows = tokenize(tokenizer, texts)
+    common = _common_prefix_length(rows)
+    if common < 8 or not isinstance(model, PreTrainedModel):
+        return sequence_bits(model, tokenizer, texts, batch_size)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        head = torch.tensor([rows[0][:common]], device=device)
+        first = model(input_ids=head, use_cache=True)
+        # transformers renamed past_key_values to cache (5.2x); either name, whichever it takes.
+        head_cache = getattr(first, "cache", None) or first.past_key_values
+        cache_arg = (
+            "cache"
+            if "cache" in inspect.signature(model.forward).parameters
+            else ("past_key_values")
+        )
+        head_logp = torch.log_softmax(first.logits[0].float(), dim=-1)
+        head_bits = -head_logp[:-1].gather(-1, head[0, 1:, None]).sum().item() / LN2
+        next_logp = head_logp[-1]  # scores each tail's first token
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        out = np.empty(len(rows), dtype=np.float64)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            ids, mask = pad_batch([rows[i][common:] for i in chunk])
+            ids, mask = ids.to(device), mask.to(device)
+            cache = copy.deepcopy(head_cache)
+            cache.batch_repeat_interleave(len(chunk))
+            full_mask = torch.cat([mask.new_ones(len(chunk), common), mask], dim=1)
+            logits = model(
+                input_ids=ids, attention_mask=full_mask, use_cache=True, **{cache_arg: cache}
+            ).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            tail = -(logp.gather(-1, ids[:, 1:, None]).squeeze(-1) * mask[:, 1:]).sum(1)
+            tail = tail - next_logp[ids[:, 0]]
+            out[chunk] = head_bits + tail.double().cpu().numpy() / LN2
+    finally:
+        model.train(was_training)
     return out
 
 
@@ -203,6 +271,7 @@ def measure_exposure(
     seed: int = 0,
     keep_scores: bool = False,
     search_batches: int = 20,
+    shared_prefix: bool = False,
 ) -> list[dict[str, Any]]:
     """Exposure of each canary under ``model``.
 
@@ -221,6 +290,8 @@ def measure_exposure(
             the distribution or to refit it.
         search_batches: Forward passes of :func:`search_rank` for a digit canary that beats
             every sampled candidate (0 disables): its exact rank replaces the extrapolation.
+        shared_prefix: Score candidates with :func:`shared_prefix_bits` (a long prefix, such
+            as retrieved context, read once per canary).
 
     Returns:
         One dict per canary: ``repetitions``, ``exposure``, ``method``, ``canary_bits``,
@@ -243,7 +314,8 @@ def measure_exposure(
         else:
             others = space.sample(n_samples, seed=seed * 7919 + i)
         texts = [canary.text] + [canary.with_secret(s) for s in others]
-        bits = sequence_bits(model, tokenizer, texts, batch_size)
+        score = shared_prefix_bits if shared_prefix else sequence_bits
+        bits = score(model, tokenizer, texts, batch_size)
         row: dict[str, Any] = {
             "canary": i,
             "repetitions": canary.repetitions,

@@ -4,7 +4,9 @@ Synthetic people the base LM cannot know, as one-fact documents, split into memb
 and deleted people, asked about as a ``verbatim`` cloze or a ``paraphrase`` (Allen-Zhu & Li's
 extraction test, arXiv:2309.14316). The same base goes into a RAG store and into weights; facts
 repeat 1, 2, 4, 8 times in training (Kandpal et al., arXiv:2211.08411); canaries (Carlini et
-al., arXiv:1802.08232) come from ``private_corpus.make_canaries``, so exposure runs unchanged.
+al., arXiv:1802.08232) come from ``private_corpus.make_canaries``, so exposure runs unchanged,
+each renamed to one of the pool's members or deleted people (its owner), so a store can hold it
+beside its owner's documents and deleting the owner deletes it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import datetime
 import itertools
 import random
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,6 @@ import numpy as np
 from faker import Faker
 
 from invert.errors import EmptyInputError, InvertError, check_counts, unknown_name
-from invert.inversion.metrics import LengthMismatchError, token_f1
 from invert.memorization.private_corpus import (
     Canary,
     SecretSpace,
@@ -29,7 +29,6 @@ from invert.memorization.private_corpus import (
     random_split,
     secret_space,
 )
-from invert.privacy.pii import field_value, normalize
 
 FACTS = ("birth_date", "city", "employer", "phone", "relative")
 SPLITS = ("members", "held_out", "deleted")
@@ -71,6 +70,7 @@ _PARAPHRASE_TEMPLATES: dict[str, tuple[str, ...]] = {
 _BIRTH_WINDOW = (datetime.date(1950, 1, 1), datetime.date(2000, 12, 31))
 # Offsets keep the template and repetition draws off the Faker stream that makes the people.
 _TEMPLATE_SEED, _REPETITION_SEED, _STREAM_SEED = 4_000_037, 5_000_011, 6_000_001
+_CANARY_OWNER_SEED = 7_000_003
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,7 @@ class KnowledgeBase:
     facts: tuple[str, ...]
     fact_repetitions: tuple[int, ...]
     seed: int
+    canary_owners: list[str] = field(default_factory=list)  # person id per canary
     _by_id: dict[str, Person] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,17 +150,23 @@ class KnowledgeBase:
 
     def split_documents(self, split: str) -> list[Document]:
         """The documents of ``split``, once each; ``held_out`` ones are membership non-members."""
-        (split,) = _check_names("split", [split], SPLITS)
+        (split,) = check_names("split", [split], SPLITS)
         return [d for d in self.documents if d.split == split]
 
     def split_questions(self, split: str) -> list[Question]:
         """The questions (every fact, both forms) about the people of ``split``."""
-        (split,) = _check_names("split", [split], SPLITS)
+        (split,) = check_names("split", [split], SPLITS)
         return [q for q in self.questions if q.split == split]
 
     def injected_documents(self) -> list[Document]:
         """Members' and deleted people's documents, once each: what the store or weights get."""
         return [d for d in self.documents if d.split != "held_out"]
+
+    def canary_indices(self, split: str) -> list[int]:
+        """Indices into ``canaries`` of the canaries owned by people of ``split``."""
+        (split,) = check_names("split", [split], SPLITS)
+        people = set(self.splits[split])
+        return [i for i, owner in enumerate(self.canary_owners) if owner in people]
 
     def training_texts(self, seed: int | None = None) -> list[str]:
         """Injected documents and canaries, each repeated, shuffled by ``seed`` (None: own seed)."""
@@ -186,7 +193,7 @@ class KnowledgeBase:
         }
 
 
-def _check_names(kind: str, names: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
+def check_names(kind: str, names: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
     """``names`` without repeats, after checking each is one of ``known``."""
     if isinstance(names, str):
         raise TypeError(f"pass a list of {kind}s, not a single string")
@@ -273,7 +280,9 @@ def build_knowledge_base(
         seed: Seeds the people, split, templates, repetitions, canaries and stream order.
         facts: The facts written and asked about (some of ``FACTS``).
         canaries_per_repetition, secret_kind, secret_digits, canary_template: As in
-            ``private_corpus.build_private_corpus``; canary names are not the pool's people.
+            ``private_corpus.build_private_corpus``. Members get one set of canaries and deleted
+            people another (fewer when there are fewer deleted people than canaries, the
+            highest repetition counts dropped), one canary per owner.
 
     Raises:
         InvertError: ``n_people`` < 1, a fraction outside [0, 1), or a repetition count < 1.
@@ -281,7 +290,7 @@ def build_knowledge_base(
         UnknownNameError: A fact name that is not one of ``FACTS``.
     """
     check_counts(n_people=n_people, canaries_per_repetition=canaries_per_repetition)
-    facts = _check_names("fact", facts, FACTS)
+    facts = check_names("fact", facts, FACTS)
     fact_reps = tuple(int(r) for r in fact_repetitions)
     if not fact_reps or min(fact_reps) < 1:  # make_canaries checks the canaries' counts
         raise InvertError(f"fact_repetitions must be counts >= 1, got {list(fact_repetitions)}")
@@ -301,10 +310,24 @@ def build_knowledge_base(
         docs.append(doc)
         questions += asked
     space = secret_space(secret_kind, secret_digits)
-    canaries = make_canaries(
-        canary_repetitions, canaries_per_repetition, space, seed, canary_template
+    canaries: list[Canary] = []
+    owners: list[str] = []
+    by_id = {p.person_id: p for p in people}
+    rng = random.Random(_CANARY_OWNER_SEED + seed)
+    for k, split in enumerate(("members", "deleted")):
+        drawn = make_canaries(
+            canary_repetitions, canaries_per_repetition, space, seed + 101 * k, canary_template
+        )
+        for canary, owner in zip(
+            drawn, rng.sample(splits[split], len(splits[split])), strict=False
+        ):
+            filled = canary_template.replace("{secret}", "\0").format_map(by_id[owner].record())
+            prefix, suffix = filled.split("\0")
+            canaries.append(Canary(prefix, canary.secret, suffix, canary.repetitions))
+            owners.append(owner)
+    return KnowledgeBase(
+        people, splits, docs, questions, canaries, space, facts, fact_reps, seed, owners
     )
-    return KnowledgeBase(people, splits, docs, questions, canaries, space, facts, fact_reps, seed)
 
 
 def _write(
@@ -322,78 +345,3 @@ def _write(
     return doc, [
         Question(pid, fact, f, p, answer, split, reps) for f, p in zip(FORMS, prompts, strict=True)
     ]
-
-
-# --- scoring ------------------------------------------------------------------------------------
-
-_PUNCTUATION = str.maketrans(dict.fromkeys(string.punctuation + "‘’“”", " "))
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-cased, punctuation made spaces, whitespace collapsed (``pii.normalize``)."""
-    # A space rather than nothing, so "555-123-4567" and "555 123 4567" agree.
-    return normalize(text.translate(_PUNCTUATION))
-
-
-def answer_scores(predictions: Sequence[str], golds: Sequence[str]) -> dict[str, float]:
-    """``{"n", "exact_match", "contains", "token_f1"}`` of predicted answers, each a mean.
-
-    Exact match compares ``normalize_answer`` forms; contains-match counts a prediction holding
-    the whole normalized gold as a run of words ("born on March 3, 1981 in Ohio" for "March 3,
-    1981"), the usual relaxation for generated answers (Kandpal et al., arXiv:2211.08411); token
-    F1 is SQuAD's (arXiv:1606.05250), ``inversion.metrics.token_f1``.
-
-    Raises:
-        EmptyInputError: No pairs.
-        LengthMismatchError: The lists differ in length.
-    """
-    if isinstance(predictions, str) or isinstance(golds, str):
-        raise TypeError("pass lists of strings, not a single string")
-    if len(predictions) != len(golds):
-        raise LengthMismatchError(f"got {len(predictions)} predictions for {len(golds)} golds")
-    if not golds:
-        raise EmptyInputError("no answers to score; pass at least one prediction and gold")
-    exact = contains = f1 = 0.0
-    for prediction, gold in zip(predictions, golds, strict=True):
-        pred, ref = normalize_answer(prediction), normalize_answer(gold)
-        exact += pred == ref
-        contains += f" {ref} " in f" {pred} "
-        f1 += token_f1(prediction, gold)
-    n = len(golds)
-    return {"n": n, "exact_match": exact / n, "contains": contains / n, "token_f1": f1 / n}
-
-
-def answer_scores_by(
-    predictions: Sequence[str],
-    questions: Sequence[Question],
-    by: Sequence[str] = ("form", "repetitions"),
-) -> dict[str, Any]:
-    """``answer_scores`` overall and per value of each ``Question`` attribute in ``by``.
-
-    Each question's ``answer`` is the gold of the prediction at its index; ``by`` takes ``form``,
-    ``repetitions``, ``fact`` and ``split``. Returns ``{"all": scores, key: {value: scores}}``.
-    """
-    by = _check_names("breakdown", by, ("form", "repetitions", "fact", "split"))
-    out: dict[str, Any] = {"all": answer_scores(predictions, [q.answer for q in questions])}
-    for key in by:
-        groups: dict[Any, list[int]] = {}
-        for i, question in enumerate(questions):
-            groups.setdefault(getattr(question, key), []).append(i)
-        out[key] = {
-            value: answer_scores([predictions[i] for i in idx], [questions[i].answer for i in idx])
-            for value, idx in sorted(groups.items())
-        }
-    return out
-
-
-def pii_share(text: str, person: Person, fields: Sequence[str] = FACTS) -> float:
-    """Share of ``person``'s PII ``fields`` found in ``text``: what a reply about them reveals.
-
-    Matching is ``pii.pii_recovery``'s (exact string, case and whitespace aside). ``fields``
-    are facts or ``first_name`` / ``last_name`` / ``full_name``; the default leaves out the
-    name, which a question about the person already holds.
-    """
-    fields = _check_names("PII field", fields, (*FACTS, "first_name", "last_name", "full_name"))
-    haystack, record = normalize(text), person.record()
-    values = [field_value(record, f) for f in fields]
-    return sum(v is not None and normalize(v) in haystack for v in values) / len(fields)

@@ -40,12 +40,62 @@ TUNINGS = {"lora": "lora", "prefix": "prefix", "full": "full", "rag+lora": "lora
 CONTEXT_HEADER = "Known facts:\n"
 
 
+def question_context(context: Sequence[str]) -> str:
+    """What goes before a question: the retrieved documents under a header ("" for none)."""
+    return CONTEXT_HEADER + "\n".join(context) + "\n\n" if context else ""
+
+
 def question_prompt(question: Question, context: Sequence[str] = ()) -> str:
     """The text the LM continues: retrieved documents (if any), then the question."""
-    head = CONTEXT_HEADER + "\n".join(context) + "\n\n" if context else ""
+    head = question_context(context)
     if question.form == "verbatim":
         return head + question.prompt
     return f"{head}Question: {question.prompt}\nAnswer:"
+
+
+class _AnswerLineDone:
+    """Stops a row once its answer's first line is complete (a line break after some text),
+    the same line :func:`generate_answers` keeps; a leading line break does not stop it."""
+
+    def __init__(self, tokenizer: Any, prompt_width: int) -> None:
+        self.tokenizer, self.prompt_width = tokenizer, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+        texts = [
+            self.tokenizer.decode(row, skip_special_tokens=True)
+            for row in input_ids[:, self.prompt_width :].tolist()
+        ]
+        done = [("\n" in t.strip()) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+@torch.no_grad()
+def _generate_left_padded(
+    model: torch.nn.Module,
+    rows: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    pad_id: int,
+    tokenizer: Any,
+) -> list[list[int]]:
+    """Greedy continuations of prompts of any lengths in one ``generate`` call (left padding)."""
+    from transformers import GenerationConfig, StoppingCriteriaList
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
+    device = next(model.parameters()).device
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+        eos_token_id=getattr(tokenizer, "eos_token_id", None), pad_token_id=pad_id,
+    )  # fmt: skip
+    out = model.generate(
+        input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
+        stopping_criteria=StoppingCriteriaList([_AnswerLineDone(tokenizer, width)]),
+    )  # fmt: skip
+    return out[:, width:].cpu().tolist()
 
 
 def generate_answers(
@@ -53,25 +103,42 @@ def generate_answers(
     tokenizer: Any,
     prompts: Sequence[str],
     max_new_tokens: int = 16,
-    batch_size: int = 16,
+    batch_size: int = 32,
 ) -> list[str]:
-    """Greedy answers, cut at the first line break (prompts of equal length share a batch)."""
+    """Greedy answers, cut at the first line break.
+
+    LMs with ``generate`` answer prompts sorted by length in left-padded batches, each row
+    stopped once its first line is complete; other modules (the tests' tiny GPTs) batch prompts of
+    equal length, which need no padding.
+    """
     if not prompts:
         raise EmptyInputError("no questions to answer")
     rows = tokenize(tokenizer, prompts)
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for i, row in enumerate(rows):
-        by_length[len(row)].append(i)
-    answers = [""] * len(prompts)
     pad = getattr(tokenizer, "pad_token_id", None) or 0
-    for idx in by_length.values():
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start : start + batch_size]
+    groups: list[list[int]]
+    if hasattr(model, "generate"):
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        groups = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    else:
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            by_length[len(row)].append(i)
+        groups = [
+            idx[s : s + batch_size] for idx in by_length.values()
+            for s in range(0, len(idx), batch_size)
+        ]  # fmt: skip
+    answers = [""] * len(prompts)
+    for chunk in groups:
+        if hasattr(model, "generate"):
+            out = _generate_left_padded(
+                model, [rows[i] for i in chunk], max_new_tokens, pad, tokenizer
+            )
+        else:
             prefix = torch.tensor([rows[i] for i in chunk], dtype=torch.long)
-            out = greedy_continuations(model, prefix, max_new_tokens, pad)
-            for i, ids in zip(chunk, out.tolist(), strict=True):
-                text = tokenizer.decode(ids, skip_special_tokens=True)
-                answers[i] = text.strip().split("\n")[0].strip()
+            out = greedy_continuations(model, prefix, max_new_tokens, pad).tolist()
+        for i, ids in zip(chunk, out, strict=True):
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            answers[i] = text.strip().split("\n")[0].strip()
     return answers
 
 
@@ -105,7 +172,7 @@ class InjectedKnowledge:
         return self.store.query(vectors, self.top_k)
 
     def answer(
-        self, questions: Sequence[Question], max_new_tokens: int = 16, batch_size: int = 16
+        self, questions: Sequence[Question], max_new_tokens: int = 16, batch_size: int = 32
     ) -> tuple[list[str], dict[str, Any]]:
         """Answers and retrieval figures: hit rate (a retrieved document is the asked fact)."""
         started = time.perf_counter()
@@ -152,14 +219,18 @@ def store_id(doc: Document) -> str:
 def build_store(
     kb: KnowledgeBase, embedder: Embedder, path: str | Path, collection: str = "knowledge"
 ) -> ChromaCollectionWriter:
-    """A Chroma store of the injected documents (members and the people to be deleted)."""
+    """A Chroma store of the injected documents (members and the people to be deleted) and of
+    their owners' canaries, each once: a store keeps a record, it does not repeat it."""
     docs = kb.injected_documents()
+    ids = [store_id(d) for d in docs] + [f"canary-{i}" for i in range(len(kb.canaries))]
+    texts = [d.text for d in docs] + [c.text for c in kb.canaries]
+    split_of = {p: s for s, people in kb.splits.items() for p in people}
+    metadata = [{"person_id": d.person_id, "fact": d.fact, "split": d.split} for d in docs] + [
+        {"person_id": owner, "fact": "canary", "split": split_of[owner]}
+        for owner in kb.canary_owners
+    ]
     store = ChromaCollectionWriter(path, collection, embedder.dim)
-    vectors = embedder.encode([d.text for d in docs]).numpy()
-    store.add(
-        [store_id(d) for d in docs], vectors, [d.text for d in docs],
-        [{"person_id": d.person_id, "fact": d.fact, "split": d.split} for d in docs],
-    )  # fmt: skip
+    store.add(ids, embedder.encode(texts).numpy(), texts, metadata)
     return store
 
 
@@ -174,6 +245,7 @@ def inject(
     tuning: Mapping[str, Any] | None = None,
     top_k: int = 3,
     seed: int = 0,
+    tuned: dict[str, tuple[torch.nn.Module, dict[str, Any]]] | None = None,
 ) -> InjectedKnowledge:
     """Puts the knowledge base into the LM by ``method``.
 
@@ -189,6 +261,9 @@ def inject(
         tuning: ``load_pretrained_target`` arguments (LoRA rank, prefix tokens).
         top_k: Documents retrieved per question.
         seed: Seeds training order.
+        tuned: Models already trained here, by regime, with their cost: ``rag+lora`` reuses
+            ``lora``'s rather than training the same adapter again (training is seeded, so it
+            would be the same model). Every model this call trains is added.
 
     Raises:
         UnknownNameError: ``method`` is not one of ``METHODS``.
@@ -206,6 +281,9 @@ def inject(
         from invert.models.pretrained_lm import load_causal_lm
 
         model = load_causal_lm(lm_name).eval()
+    elif tuned is not None and regime in tuned:
+        model, trained_cost = tuned[regime]
+        cost.update(trained_cost)
     else:
         if train is None:
             raise InvertError(f"method {method!r} fine-tunes the LM: pass a train block")
@@ -217,6 +295,8 @@ def inject(
             trainable_parameters=n_trainable, train_seconds=info["train_seconds"],
             steps=info["steps"], bytes_weights=4 * n_trainable,
         )  # fmt: skip
+        if tuned is not None:
+            tuned[regime] = (model, dict(cost))
     store = None
     if uses_store:
         started = time.perf_counter()

@@ -34,25 +34,29 @@ from invert.embedders import build_embedder
 from invert.errors import unknown_name
 from invert.inversion.metrics import reconstruction_metrics
 from invert.memorization import membership as mia
-from invert.memorization.private_corpus import PrivateCorpus, load_probe_tokenizer
+from invert.memorization.exposure import exposure_by_repetition, measure_exposure
+from invert.memorization.private_corpus import Canary, PrivateCorpus, load_probe_tokenizer
 from invert.memorization.runs.finetune_audit import evaluate_model, scored_texts
 from invert.models.pretrained_lm import load_causal_lm
-from invert.privacy.knowledge_base import (
-    KnowledgeBase,
-    Question,
+from invert.privacy.answer_scoring import (
+    answer_scores,
     answer_scores_by,
-    build_knowledge_base,
+    contains_answer,
     pii_share,
 )
+from invert.privacy.knowledge_base import KnowledgeBase, Question, build_knowledge_base
 from invert.privacy.knowledge_injection import (
     METHODS,
+    TUNINGS,
     InjectedKnowledge,
     generate_answers,
     inject,
+    question_context,
     store_id,
 )
 from invert.privacy.pii import pii_recovery
 from invert.privacy.record_attack import RecordAttack
+from invert.privacy.wva_findings import compute_findings
 from invert.privacy.wva_report import write_report
 from invert.reporting.run_context import flatten_metrics, open_run
 from invert.reporting.tracking import save_json
@@ -101,11 +105,76 @@ def _probe(cfg: dict[str, Any], regime: str) -> MemorizationProbeConfig:
 
 def recall(
     knows: InjectedKnowledge, questions: Sequence[Question], max_new_tokens: int
-) -> tuple[dict[str, Any], list[str]]:
-    """Answer scores overall, by form and by repetition, plus the retrieval figures."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Answer scores overall, by form and by repetition, plus the retrieval figures; and each
+    question's contains-match flag (for the findings' intervals)."""
     answers, info = knows.answer(questions, max_new_tokens)
     scores = answer_scores_by(answers, questions, by=("form", "repetitions"))
-    return {**scores, **info}, answers
+    cells: dict[str, list[int]] = {}
+    for i, q in enumerate(questions):
+        cells.setdefault(f"{q.form}/{q.repetitions}", []).append(i)
+    scores["form_repetitions"] = {
+        key: answer_scores([answers[i] for i in idx], [questions[i].answer for i in idx])
+        for key, idx in sorted(cells.items())
+    }
+    flags = np.array(
+        [contains_answer(a, q.answer) for a, q in zip(answers, questions, strict=True)]
+    )
+    return {**scores, **info}, flags
+
+
+def system_exposure(
+    knows: InjectedKnowledge,
+    kb: KnowledgeBase,
+    indices: Sequence[int],
+    exposure: dict[str, Any],
+    batch_size: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Exposure of the canaries at ``indices`` through the whole system, as an attacker who
+    asks for the secret sees it: with a store, the canary's prefix retrieves its top-k rows,
+    which go before the prefix as they would before a question; without one, the LM alone.
+
+    Returns ``{"mean", "by_repetition", "per_canary", "retrieved"}`` (``retrieved``: share of
+    canaries whose own row came back); no secret text.
+    """
+    canaries = [kb.canaries[i] for i in indices]
+    if not canaries:
+        return {}
+    retrieved = None
+    if knows.store is not None and knows.embedder is not None:
+        queries = knows.embedder.encode([c.prefix.strip() for c in canaries]).numpy()
+        hits = knows.store.query(queries, knows.top_k)
+        canaries = [
+            Canary(question_context([h["document"] for h in rows]) + c.prefix, c.secret,
+                   c.suffix, c.repetitions)
+            for c, rows in zip(canaries, hits, strict=True)
+        ]  # fmt: skip
+        retrieved = float(np.mean([
+            any(h["id"] == f"canary-{i}" for h in rows) for i, rows in zip(indices, hits, strict=True)
+        ]))  # fmt: skip
+    # The exact-rank search re-reads the retrieved context at every node, which costs minutes
+    # per canary; with a store, a canary beyond every sample keeps the skew-normal estimate,
+    # capped at log2 |R| (its own row in the context usually puts it there).
+    search = exposure["search_batches"] if retrieved is None else 0
+    rows = measure_exposure(
+        knows.model, knows.tokenizer, canaries, kb.space, exposure["method"],
+        exposure["n_samples"], exposure["max_enumerate"], batch_size, seed,
+        search_batches=search, shared_prefix=True,
+    )  # fmt: skip
+    return {"mean": float(np.mean([r["exposure"] for r in rows])),
+            "by_repetition": exposure_by_repetition(rows),
+            "per_canary": [r["exposure"] for r in rows], "retrieved": retrieved}  # fmt: skip
+
+
+def _weights_exposure(weights: dict[str, Any], indices: Sequence[int]) -> dict[str, Any]:
+    """The leakage probes' exposure rows of the canaries at ``indices`` (the LM alone)."""
+    rows = [weights["exposure"]["per_canary"][i] for i in indices]
+    if not rows:
+        return {}
+    return {"mean": float(np.mean([r["exposure"] for r in rows])),
+            "by_repetition": exposure_by_repetition(rows),
+            "per_canary": [r["exposure"] for r in rows], "retrieved": None}  # fmt: skip
 
 
 def store_leakage(
@@ -149,22 +218,34 @@ def reveal(
             knows.embedder.encode([p.name for p in persons]).numpy(), knows.top_k
         )
         prompts = [
-            "Known facts:\n" + "\n".join(h["document"] for h in rows) + "\n\n" + prompt
+            question_context([h["document"] for h in rows]) + prompt
             for rows, prompt in zip(hits, prompts, strict=True)
         ]
     answers = generate_answers(knows.model, knows.tokenizer, prompts, max_new_tokens)
     return float(np.mean([pii_share(a, p) for a, p in zip(answers, persons, strict=True)]))
 
 
+def _extraction_rate(weights: dict[str, Any]) -> float | None:
+    """Share of member documents greedy decoding completes from the shortest prefix probed
+    (the documents are one short sentence: longer prefixes leave few long enough)."""
+    rates = weights.get("extraction", {}).get("members", {})
+    return rates[min(rates, key=int)]["extractable"] if rates else None
+
+
 def _method_row(method: str, m: dict[str, Any]) -> dict[str, Any]:
     """One row of the table: recall, cost, leakage and deletion of one method."""
     rec, held = m["recall"]["members"], m["recall"]["held_out"]
     weights, store = m.get("weights_leakage", {}), m.get("store_leakage", {})
+    form = rec["form"]
+    exposure = m.get("exposure", {})
     row = {
         "method": method,
-        "recall_verbatim_contains": rec["form"]["verbatim"]["contains"],
-        "recall_paraphrase_contains": rec["form"]["paraphrase"]["contains"],
-        "recall_f1": rec["all"]["token_f1"],
+        "recall_verbatim_contains": form["verbatim"]["contains"],
+        "recall_paraphrase_contains": form["paraphrase"]["contains"],
+        "recall_verbatim_em": form["verbatim"]["exact_match"],
+        "recall_paraphrase_em": form["paraphrase"]["exact_match"],
+        "recall_verbatim_f1": form["verbatim"]["token_f1"],
+        "recall_paraphrase_f1": form["paraphrase"]["token_f1"],
         "held_out_contains": held["all"]["contains"],
         "retrieval_hit_rate": rec["retrieval_hit_rate"],
         "trainable_params": m["cost"]["trainable_parameters"],
@@ -172,16 +253,21 @@ def _method_row(method: str, m: dict[str, Any]) -> dict[str, Any]:
         "bytes_stored": m["cost"].get("bytes_store", 0) + m["cost"].get("bytes_weights", 0),
         "prompt_tokens": rec["prompt_tokens"],
         "s_per_question": rec["seconds_per_question"],
-        "exposure_mean": weights.get("exposure", {}).get("mean"),
+        "exposure_mean": exposure.get("members", {}).get("mean"),
+        "extraction_rate": _extraction_rate(weights),
         "mia_best_auc": weights.get("mia_best", {}).get("auc"),
         "mia_best_tpr@1%fpr": weights.get("mia_best", {}).get("tpr@1%fpr"),
         "mia_blind_auc": weights.get("mia_blind", {}).get("auc"),
         "memorized_bits": weights.get("unintended", {}).get("corrected_total_bits"),
         "bits_per_param": weights.get("unintended", {}).get("bits_per_parameter"),
         "store_full_name_pct": 100 * store["pii"]["full_name"] if store else None,
+        "store_bleu": store.get("bleu") if store else None,
         "reveal_share": m["reveal_share"],
         "deleted_recall_before": m["deletion"]["recall_before"],
         "deleted_recall_after": m["deletion"]["recall_after"],
+        "deleted_exposure_before": exposure.get("deleted_before", {}).get("mean"),
+        "deleted_exposure_after": exposure.get("deleted_after", {}).get("mean"),
+        "forget_cost_s": m["deletion"]["forget_cost_s"],
     }
     return row
 
@@ -222,31 +308,70 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
         limit = w.get("max_questions")
         asked = {s: _questions(kb, s, limit, seed) for s in ("members", "held_out", "deleted")}
         leaked: dict[str, Any] | None = None
-        for method in methods:
+        # rag+lora reuses lora's trained weights and their leakage: the same seeded model.
+        tuned: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
+        weights_leaked: dict[str, dict[str, Any]] = {}
+        bits_by_regime: dict[str, np.ndarray] = {}
+        # Per-question flags and memorized bits feed the findings' intervals; kept out of JSON.
+        flags: dict[str, dict[str, np.ndarray]] = {}
+        member_bits: dict[str, np.ndarray] = {}
+        forms = {s: np.array([q.form for q in qs]) for s, qs in asked.items()}
+        reps = {s: np.array([q.repetitions for q in qs]) for s, qs in asked.items()}
+        leak = w["leakage"]
+
+        def exposure_of(knows: InjectedKnowledge, m: dict[str, Any], idx: list[int]) -> Any:
+            if knows.store is None and "weights_leakage" in m:
+                return _weights_exposure(m["weights_leakage"], idx)
+            return system_exposure(
+                knows, kb, idx, leak["exposure"], leak["eval"]["batch_size"], seed
+            )
+
+        for i, method in enumerate(methods):
             t0 = time.perf_counter()
             knows = inject(
                 method, kb, w["lm"], tokenizer, embedder, run_dir / "methods",
-                w["train"], w.get("tuning"), w["top_k"], seed,
+                w["train"], w.get("tuning"), w["top_k"], seed, tuned,
             )  # fmt: skip
+            for regime in [r for r in tuned if r not in {TUNINGS.get(x) for x in methods[i + 1 :]}]:
+                del tuned[regime]
             m: dict[str, Any] = {"cost": knows.cost, "recall": {}}
+            flags[method] = {}
             for split, questions in asked.items():
-                m["recall"][split], _ = recall(knows, questions, w["max_new_tokens"])
-            if method not in ("none", "rag"):
-                probe = _probe(w, "lora" if method == "rag+lora" else method)
-                m["weights_leakage"], _ = evaluate_model(
-                    knows.model, tokenizer, corpus, probe, ref_stats,
+                m["recall"][split], flags[method][split] = recall(
+                    knows, questions, w["max_new_tokens"]
+                )
+            regime = TUNINGS.get(method)
+            if regime is not None and regime not in weights_leaked:
+                weights_leaked[regime], artifacts = evaluate_model(
+                    knows.model, tokenizer, corpus, _probe(w, regime), ref_stats,
                     knows.cost["trainable_parameters"], seed,
                 )  # fmt: skip
+                bits_by_regime[regime] = artifacts["unintended"][0]
+            if regime is not None:
+                m["weights_leakage"] = weights_leaked[regime]
+                member_bits[method] = bits_by_regime[regime]
             if knows.store is not None:  # every store holds the same vectors: attack it once
                 leaked = leaked or store_leakage(knows, kb, w["store_attack"], seed)
                 m["store_leakage"] = leaked
             m["reveal_share"] = reveal(
                 knows, kb, kb.splits["members"][: w["reveal_people"]], w["max_new_tokens"]
             )
+            m["exposure"] = {
+                "members": exposure_of(knows, m, kb.canary_indices("members")),
+                "deleted_before": exposure_of(knows, m, kb.canary_indices("deleted")),
+            }
             before = m["recall"]["deleted"]["all"]["contains"]
             m["deletion"] = {**knows.delete_people(kb.splits["deleted"]), "recall_before": before}
-            after, _ = recall(knows, asked["deleted"], w["max_new_tokens"])
+            after, flags[method]["deleted_after"] = recall(
+                knows, asked["deleted"], w["max_new_tokens"]
+            )
             m["deletion"]["recall_after"] = after["all"]["contains"]
+            # Without a store nothing was deleted: the weights leak what they leaked before.
+            m["exposure"]["deleted_after"] = (
+                exposure_of(knows, m, kb.canary_indices("deleted"))
+                if knows.store is not None
+                else m["exposure"]["deleted_before"]
+            )
             # A store forgets by deleting rows; weights forget only by retraining without them.
             m["deletion"]["forget_cost_s"] = knows.cost["train_seconds"]
             m["wall_seconds"] = time.perf_counter() - t0
@@ -255,9 +380,13 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
             if knows.store is not None:
                 knows.store.destroy()
             del knows
+        findings = compute_findings(
+            results, flags, forms, reps, member_bits, w.get("n_bootstrap", 1000), seed
+        )
         rows = [_method_row(k, v) for k, v in results.items()]
-        files = write_report(rows, results, run_dir, tracker)
-    out = {"knowledge_base": kb.summary(), "methods": results, "table": rows, "files": files,
+        files = write_report(rows, results, findings, run_dir, tracker)
+    out = {"knowledge_base": kb.summary(), "methods": results, "table": rows,
+           "findings": findings, "files": files,
            "total_seconds": time.perf_counter() - started}  # fmt: skip
     save_json(run_dir / "weights_vs_activations.json", out)
     return out

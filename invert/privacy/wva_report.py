@@ -31,13 +31,14 @@ def plot_recall_vs_leakage(rows: Sequence[Mapping[str, Any]], path: Path) -> Pat
 
 
 def plot_exposure_by_method(results: Mapping[str, Any], path: Path) -> Path | None:
-    """Canary exposure against repetitions, one line per method that tunes the weights."""
+    """Members' canary exposure against repetitions through each system (a store's canaries
+    reach the LM as retrieved context), one line per method."""
     from matplotlib.figure import Figure
 
     curves = {
-        m: r["weights_leakage"]["exposure"]["by_repetition"]
+        m: r["exposure"]["members"]["by_repetition"]
         for m, r in results.items()
-        if "weights_leakage" in r
+        if r.get("exposure", {}).get("members")
     }
     if not curves:
         return None
@@ -54,11 +55,54 @@ def plot_exposure_by_method(results: Mapping[str, Any], path: Path) -> Path | No
     return save_figure(fig, path)
 
 
+def plot_recall_by_repetitions(results: Mapping[str, Any], path: Path) -> Path | None:
+    """Members' verbatim recall against how often their facts were injected, per method."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    for method, r in results.items():
+        curve = r["recall"]["members"].get("repetitions", {})
+        reps = sorted(curve, key=float)
+        if reps:
+            ax.plot([float(k) for k in reps], [curve[k]["contains"] for k in reps], marker="o",
+                    label=method)  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("fact repetitions in training")
+    ax.set_ylabel("recall (contains), members, both forms")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def recall_by_repetition_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Method × form × repetition count: exact match, contains and token F1 of members."""
+    rows = []
+    for method, r in results.items():
+        for key, scores in r["recall"]["members"].get("form_repetitions", {}).items():
+            form, reps = key.split("/")
+            rows.append({"method": method, "form": form, "repetitions": int(reps),
+                         **{k: scores[k] for k in ("n", "exact_match", "contains", "token_f1")}})  # fmt: skip
+    return rows
+
+
 def write_report(
-    rows: list[dict[str, Any]], results: Mapping[str, Any], run_dir: Path, tracker: Tracker
+    rows: list[dict[str, Any]],
+    results: Mapping[str, Any],
+    findings: list[dict[str, Any]],
+    run_dir: Path,
+    tracker: Tracker,
 ) -> dict[str, str]:
-    """``table.md`` / ``table.csv``, the two plots and ``report.html``; all logged to W&B."""
+    """``table``, ``recall_by_repetition`` and ``findings`` (``.md`` / ``.csv``), three plots
+    and ``report.html``; all logged to W&B (aggregates: no names, facts or secrets)."""
     files = {k: str(v) for k, v in write_table(rows, run_dir, stem="table").items()}
+    by_rep = recall_by_repetition_rows(results)
+    if by_rep:
+        for k, v in write_table(by_rep, run_dir, stem="recall_by_repetition").items():
+            files[f"recall_by_repetition_{k}"] = str(v)
+    for k, v in write_table(findings, run_dir, stem="findings").items():
+        files[f"findings_{k}"] = str(v)
     plots = {
         "recall_vs_leakage": plot_recall_vs_leakage(
             rows, run_dir / "plots" / "recall_vs_leakage.png"
@@ -66,12 +110,17 @@ def write_report(
         "exposure_vs_repetitions": plot_exposure_by_method(
             results, run_dir / "plots" / "exposure_vs_repetitions.png"
         ),
+        "recall_vs_repetitions": plot_recall_by_repetitions(
+            results, run_dir / "plots" / "recall_vs_repetitions.png"
+        ),
     }
     for key, path in plots.items():
         if path is not None:
             tracker.log_image(f"plots/{key}", path)
             files[key] = str(path)
     tracker.log_table("weights_vs_activations", list(rows[0]), rows)
+    if findings:
+        tracker.log_table("findings", list(findings[0]), findings)
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>Weights vs activations</title><style>{REPORT_CSS}</style></head><body>",
@@ -83,8 +132,13 @@ def write_report(
         "from the store: what the schema-aware record attack recovers from the stored vectors. "
         "Deletion: recall of deleted people's facts before and after they are forgotten.</p>",
         html_table(rows, list(rows[0])),
+        "<h2>Findings, with 95% bootstrap intervals</h2>",
+        html_table(findings, list(findings[0])) if findings else "<p>No findings.</p>",
+        "<h2>Recall by repetitions</h2>",
+        html_table(by_rep, list(by_rep[0])) if by_rep else "",
         html_image(plots["recall_vs_leakage"], "recall vs leakage"),
         html_image(plots["exposure_vs_repetitions"], "exposure vs repetitions"),
+        html_image(plots["recall_vs_repetitions"], "recall vs repetitions"),
         "</body></html>",
     ]
     report = run_dir / "report.html"

@@ -42,6 +42,17 @@ logger = logging.getLogger(__name__)
 
 
 
+def _adamw(groups: list[dict[str, Any]], lr: float) -> torch.optim.AdamW:
+    """AdamW, fused where torch has a fused kernel for every parameter (CPU and CUDA floats).
+
+    The same update as the per-tensor loop, in one pass over the parameters: on a CPU the loop
+    costs a full fine-tune of a 135M-parameter LM about as much as its forward pass.
+    """
+    params = [p for g in groups for p in g["params"]]
+    fusable = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, lr=lr, fused=True if fusable else None)
+
+
 class Trainer:
     """Trains ``model`` on ``dataset`` batched by ``collate_fn``.
 
@@ -97,7 +108,7 @@ class Trainer:
             collate_fn=collate_fn,
             generator=torch.Generator().manual_seed(config.seed),
         )
-        optimizer = torch.optim.AdamW(self._param_groups(model), lr=config.lr)
+        optimizer = _adamw(self._param_groups(model), config.lr)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         # Not prepared: Accelerate would step it once per process, shortening the schedule
         # by the world size. Stepped by hand once per optimizer step, checkpointed all the same.
