@@ -141,11 +141,8 @@ def shared_prefix_bits(
         first = model(input_ids=head, use_cache=True)
         # transformers renamed past_key_values to cache (5.2x); either name, whichever it takes.
         head_cache = getattr(first, "cache", None) or first.past_key_values
-        cache_arg = (
-            "cache"
-            if "cache" in inspect.signature(model.forward).parameters
-            else ("past_key_values")
-        )
+        takes_cache = "cache" in inspect.signature(model.forward).parameters
+        cache_arg = "cache" if takes_cache else "past_key_values"
         head_logp = torch.log_softmax(first.logits[0].float(), dim=-1)
         head_bits = -head_logp[:-1].gather(-1, head[0, 1:, None]).sum().item() / LN2
         next_logp = head_logp[-1]  # scores each tail's first token

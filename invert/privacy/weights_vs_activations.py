@@ -162,19 +162,20 @@ def system_exposure(
         exposure["n_samples"], exposure["max_enumerate"], batch_size, seed,
         search_batches=search, shared_prefix=True,
     )  # fmt: skip
-    return {"mean": float(np.mean([r["exposure"] for r in rows])),
-            "by_repetition": exposure_by_repetition(rows),
-            "per_canary": [r["exposure"] for r in rows], "retrieved": retrieved}  # fmt: skip
+    return _exposure_summary(rows, retrieved)
 
 
 def _weights_exposure(weights: dict[str, Any], indices: Sequence[int]) -> dict[str, Any]:
     """The leakage probes' exposure rows of the canaries at ``indices`` (the LM alone)."""
     rows = [weights["exposure"]["per_canary"][i] for i in indices]
-    if not rows:
-        return {}
-    return {"mean": float(np.mean([r["exposure"] for r in rows])),
-            "by_repetition": exposure_by_repetition(rows),
-            "per_canary": [r["exposure"] for r in rows], "retrieved": None}  # fmt: skip
+    return _exposure_summary(rows, None) if rows else {}
+
+
+def _exposure_summary(rows: Sequence[dict[str, Any]], retrieved: float | None) -> dict[str, Any]:
+    """Mean, by-repetition and per-canary exposure of ``measure_exposure`` rows."""
+    values = [r["exposure"] for r in rows]
+    return {"mean": float(np.mean(values)), "by_repetition": exposure_by_repetition(rows),
+            "per_canary": values, "retrieved": retrieved}  # fmt: skip
 
 
 def store_leakage(

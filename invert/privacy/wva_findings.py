@@ -22,6 +22,13 @@ from invert.errors import EmptyInputError
 CONFIDENCE = 0.95
 
 
+def _interval(value: float, draws: np.ndarray, n: int) -> dict[str, float]:
+    """``{"value", "ci_low", "ci_high", "n"}`` with the percentile interval of ``draws``."""
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return {"value": value, "ci_low": float(low), "ci_high": float(high), "n": n}
+
+
 def bootstrap_mean(
     values: Sequence[float] | np.ndarray, n_bootstrap: int = 1000, seed: int = 0
 ) -> dict[str, float]:
@@ -31,9 +38,7 @@ def bootstrap_mean(
         raise EmptyInputError("no values to average")
     rng = np.random.default_rng(seed)
     draws = x[rng.integers(0, x.size, (n_bootstrap, x.size))].mean(axis=1)
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return {"value": float(x.mean()), "ci_low": float(low), "ci_high": float(high), "n": x.size}
+    return _interval(float(x.mean()), draws, x.size)
 
 
 def paired_difference(
@@ -60,13 +65,9 @@ def difference_of_means(
     if a.size == 0 or b.size == 0:
         raise EmptyInputError("a difference of means needs values in both groups")
     rng = np.random.default_rng(seed)
-    draws = a[rng.integers(0, a.size, (n_bootstrap, a.size))].mean(axis=1) - b[
-        rng.integers(0, b.size, (n_bootstrap, b.size))
-    ].mean(axis=1)
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return {"value": float(a.mean() - b.mean()), "ci_low": float(low), "ci_high": float(high),
-            "n": a.size + b.size}  # fmt: skip
+    draws_a = a[rng.integers(0, a.size, (n_bootstrap, a.size))].mean(axis=1)
+    draws_b = b[rng.integers(0, b.size, (n_bootstrap, b.size))].mean(axis=1)
+    return _interval(float(a.mean() - b.mean()), draws_a - draws_b, a.size + b.size)
 
 
 def wilson(rate: float, n: int) -> dict[str, float]:
