@@ -23,4 +23,4 @@ def test_weights_vs_activations_notebook_executes(monkeypatch) -> None:
     ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # both plots
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # the three plots
