@@ -159,6 +159,8 @@ class EvalConfig:
         search: The embedder-guided edit search (None: no search rows).
         fluency_lm: A reference LM (``smollm2``, a folder or hub id) whose perplexity of each
             method's texts, and of the targets, is reported (None: not measured).
+        hint_bias: A hinted prefix LM's decoding pull toward its hinted tokens
+            (:mod:`invert.models.hint_bias`) for this evaluation (None: the inverter's own).
     """
 
     num_examples: int = 200
@@ -171,3 +173,4 @@ class EvalConfig:
     print_examples: int = 5
     search: SearchConfig | None = None
     fluency_lm: str | None = None
+    hint_bias: float | None = None

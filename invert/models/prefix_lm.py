@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, Pre
 
 from invert.errors import InvertError
 from invert.models.base import InverterMixin
+from invert.models.hint_bias import HintCoverageBias
 from invert.models.projection import EmbeddingProjection
 from invert.models.token_bag import TokenBagHead
 
@@ -47,6 +48,9 @@ class PrefixLMInverterConfig(PretrainedConfig):
         hint_hidden_dim: Hidden width of the hint head.
         hint_separator_id: Token id between the hints and the text (set by the builder).
         hint_folds, hint_epochs: How the hint heads are fit (:mod:`invert.training.hints`).
+        hint_bias: At decoding, nats of bonus per nat of ``log(p / hint_bias_floor)`` for each
+            likely hint token not yet written (:mod:`invert.models.hint_bias`; 0: none).
+        hint_bias_floor: Hint-head probabilities at or below it get no bonus.
     """
 
     model_type = "invert_prefix_lm"
@@ -73,6 +77,8 @@ class PrefixLMInverterConfig(PretrainedConfig):
         hint_separator_id: int = 0,
         hint_folds: int = 2,
         hint_epochs: int = 10,
+        hint_bias: float = 0.0,
+        hint_bias_floor: float = 0.05,
         **kwargs: Any,
     ) -> None:
         if tuning not in TUNINGS:
@@ -89,6 +95,9 @@ class PrefixLMInverterConfig(PretrainedConfig):
         self.hint_tokens, self.hint_vocabulary = hint_tokens, hint_vocabulary
         self.hint_hidden_dim, self.hint_separator_id = hint_hidden_dim, hint_separator_id
         self.hint_folds, self.hint_epochs = hint_folds, hint_epochs
+        if hint_bias < 0 or not 0 < hint_bias_floor < 1:
+            raise InvertError(f"need hint_bias >= 0 and 0 < hint_bias_floor < 1, got {hint_bias}, {hint_bias_floor}")
+        self.hint_bias, self.hint_bias_floor = hint_bias, hint_bias_floor
         super().__init__(**kwargs)
 
 
@@ -232,9 +241,24 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         k = self.num_input_vectors
         return logits[:, k - 1 : k - 1 + input_ids.shape[1]]
 
+    def hint_bias_processor(self, embeddings: torch.Tensor) -> HintCoverageBias | None:
+        """The decoding pull toward the hinted tokens (None: no hint head or ``hint_bias`` 0)."""
+        if self.hint_head is None or self.config.hint_bias <= 0:
+            return None
+        with torch.no_grad():
+            probabilities = torch.sigmoid(self.hint_head(embeddings.to(self.hint_head.token_ids.device)))
+        return HintCoverageBias(
+            self.hint_head.token_ids, probabilities, self.lm.get_output_embeddings().weight.shape[0],
+            self.config.hint_bias, self.config.hint_bias_floor,
+        )
+
     def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         prefix = self.conditioning(embeddings)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
+        if (bias := self.hint_bias_processor(embeddings)) is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([*kwargs.get("logits_processor", []), bias])
         # With only inputs_embeds, decoder-only generate returns just the new tokens.
         return self.lm.generate(inputs_embeds=prefix, attention_mask=mask, **kwargs)
 

@@ -21,6 +21,7 @@ on the same invented people:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -60,6 +61,8 @@ from invert.privacy.wva_findings import compute_findings
 from invert.privacy.wva_report import write_report
 from invert.reporting.run_context import flatten_metrics, open_run
 from invert.reporting.tracking import save_json
+
+logger = logging.getLogger(__name__)
 
 REVEAL_PROMPT = "Question: What do you know about {name}?\nAnswer:"
 
@@ -329,12 +332,14 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
 
         for i, method in enumerate(methods):
             t0 = time.perf_counter()
+            logger.info("method %d/%d %s: injecting the documents", i + 1, len(methods), method)
             knows = inject(
                 method, kb, w["lm"], tokenizer, embedder, run_dir / "methods",
                 w["train"], w.get("tuning"), w["top_k"], seed, tuned,
             )  # fmt: skip
             for regime in [r for r in tuned if r not in {TUNINGS.get(x) for x in methods[i + 1 :]}]:
                 del tuned[regime]
+            logger.info("%s: injected in %.0f s; answering", method, time.perf_counter() - t0)
             m: dict[str, Any] = {"cost": knows.cost, "recall": {}}
             flags[method] = {}
             for split, questions in asked.items():
@@ -357,6 +362,7 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
             m["reveal_share"] = reveal(
                 knows, kb, kb.splits["members"][: w["reveal_people"]], w["max_new_tokens"]
             )
+            logger.info("%s: canary exposure, then deleting people", method)
             m["exposure"] = {
                 "members": exposure_of(knows, m, kb.canary_indices("members")),
                 "deleted_before": exposure_of(knows, m, kb.canary_indices("deleted")),
@@ -377,6 +383,7 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
             m["deletion"]["forget_cost_s"] = knows.cost["train_seconds"]
             m["wall_seconds"] = time.perf_counter() - t0
             results[method] = m
+            logger.info("%s: done in %.1f min", method, m["wall_seconds"] / 60)
             tracker.log(flatten_metrics(m, f"{method}/", scalars_only=True))
             if knows.store is not None:
                 knows.store.destroy()

@@ -28,6 +28,7 @@ from invert.inversion.runs.preamble import (
     training_record,
 )
 from invert.models.bag_of_words import BagOfWordsInverter
+from invert.models.hint_bias import set_hint_bias
 from invert.models.loading import load_inverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 from invert.reporting.plots import plot_learning_curve, plot_metric_bars
@@ -147,6 +148,8 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     split = cfg["split"]
     pairs = embedded_splits(data, embedder, inverter.tokenizer, dict.fromkeys(("train", split)))
     evaluation = from_mapping(EvalConfig, cfg["eval"], "eval")
+    if evaluation.hint_bias is not None:
+        set_hint_bias(inverter, evaluation.hint_bias)
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     metrics, examples = _evaluate_and_report(
         inverter, embedder, head(pairs[split], evaluation.num_examples),
