@@ -82,17 +82,17 @@ def configure_wandb_dirs(run_dir: str | Path) -> None:
 
 
 def native_bf16(device: str = "cpu") -> bool:
-    """True where bf16 matrix products run in hardware rather than emulated.
+    """True where bf16 autocast makes matrix products faster rather than slower.
 
-    CPUs need AVX512-BF16 or AMX; on an AVX2-only CPU PyTorch emulates bf16 and one quick-start
-    LoRA training step took 105 s under bf16 autocast against 3.7 s in fp32 (measured here).
+    On a CPU that takes AMX tiles: AVX512-BF16 alone only converts, and the bf16 autocast
+    around it (casts, unfused kernels) made SmolLM2 training steps slower than fp32 on such a
+    Xeon; on an AVX2-only CPU PyTorch emulates bf16, far slower still (docs/results.md).
     """
     import torch
 
     if str(device).startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def resolve_mixed_precision(requested: str, device: str | None = None) -> str:
@@ -104,8 +104,8 @@ def resolve_mixed_precision(requested: str, device: str | None = None) -> str:
         import logging
 
         logging.getLogger(__name__).warning(
-            "bf16 requested but this %s has no bf16 hardware (AVX512-BF16/AMX); running in fp32, "
-            "which is ~28x faster here than emulated bf16", device
+            "bf16 requested but this %s has no bf16 matrix hardware (AMX); running in fp32, "
+            "which is faster here than bf16 autocast", device
         )
         return "no"
     return requested

@@ -102,7 +102,8 @@ def compute_findings(
         flags: ``{method: {split: contains flag per question}}`` (``deleted_after`` too).
         forms: ``{split: form per question}`` (same order as the flags).
         repetitions: ``{split: repetition count per question}``.
-        member_bits: ``{method: memorized bits per training document}`` (tuned methods).
+        member_bits: ``{method: memorized bits per training document}`` (tuned methods), above
+            the held-out documents' mean (what training on the documents' form alone gives).
         n_bootstrap: Resamples per interval.
         seed: Seeds the resamples.
     """

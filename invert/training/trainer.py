@@ -85,7 +85,7 @@ class Trainer:
             raise InvertError("schedule_clock='time' needs max_minutes (the schedule's length)")
         if len(dataset) == 0:
             raise InvertError("the training set is empty; check the corpus and its filters")
-        # Emulated bf16 (a CPU without AVX512-BF16/AMX) is ~28x slower than fp32: fall back.
+        # bf16 autocast without AMX (emulated, or AVX512-BF16 alone) is slower than fp32: fall back.
         config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision))
         self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
         _reset_precision_if_changed(config.mixed_precision)
