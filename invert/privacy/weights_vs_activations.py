@@ -369,16 +369,14 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
             }
             before = m["recall"]["deleted"]["all"]["contains"]
             m["deletion"] = {**knows.delete_people(kb.splits["deleted"]), "recall_before": before}
-            after, flags[method]["deleted_after"] = recall(
-                knows, asked["deleted"], w["max_new_tokens"]
-            )
+            f, deleted_canaries = flags[method], kb.canary_indices("deleted")
+            if knows.store is None:  # nothing was deleted: greedy answers, leakage as before
+                after, f["deleted_after"] = m["recall"]["deleted"], f["deleted"]
+                m["exposure"]["deleted_after"] = m["exposure"]["deleted_before"]
+            else:
+                after, f["deleted_after"] = recall(knows, asked["deleted"], w["max_new_tokens"])
+                m["exposure"]["deleted_after"] = exposure_of(knows, m, deleted_canaries)
             m["deletion"]["recall_after"] = after["all"]["contains"]
-            # Without a store nothing was deleted: the weights leak what they leaked before.
-            m["exposure"]["deleted_after"] = (
-                exposure_of(knows, m, kb.canary_indices("deleted"))
-                if knows.store is not None
-                else m["exposure"]["deleted_before"]
-            )
             # A store forgets by deleting rows; weights forget only by retraining without them.
             m["deletion"]["forget_cost_s"] = knows.cost["train_seconds"]
             m["wall_seconds"] = time.perf_counter() - t0
