@@ -35,7 +35,7 @@ def _config(tmp_path: Path, *overrides: str) -> dict:
 def test_every_method_is_measured_and_no_private_text_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = _config(tmp_path, "logger=wandb")
+    cfg = _config(tmp_path, "logger=wandb", "+wva.budget.total_minutes=1000")
     out = run_weights_vs_activations(cfg)
     methods = out["methods"]
     assert set(methods) == {"none", "rag", "full"}
@@ -45,6 +45,9 @@ def test_every_method_is_measured_and_no_private_text_is_written(tmp_path, monke
     assert full["recall"]["members"]["form"]["verbatim"]["contains"] > 0.5
     assert full["recall"]["held_out"]["all"]["contains"] < 0.2
     assert rag["recall"]["members"]["retrieval_hit_rate"] > 0.5
+    # Matched steps were sized to the budget before training, which pays for all of them here.
+    assert out["budget"]["steps"] == full["cost"]["steps"] == 400
+    assert set(out["budget"]["seconds_per_step"]) == {"full"}
     # Leakage: the weights' probes for the tuned model, the record attack for the store.
     assert "weights_leakage" in full and "weights_leakage" not in rag
     assert 0 <= full["weights_leakage"]["mia_blind"]["auc"] <= 1

@@ -56,8 +56,9 @@ from invert.privacy.knowledge_injection import (
 )
 from invert.privacy.pii import pii_recovery
 from invert.privacy.record_attack import RecordAttack
+from invert.privacy.wva_budget import size_training
 from invert.privacy.wva_findings import compute_findings
-from invert.privacy.wva_report import write_report
+from invert.privacy.wva_report import method_row, write_report
 from invert.reporting.run_context import flatten_metrics, open_run
 from invert.reporting.tracking import save_json
 
@@ -228,53 +229,6 @@ def reveal(
     return float(np.mean([pii_share(a, p) for a, p in zip(answers, persons, strict=True)]))
 
 
-def _extraction_rate(weights: dict[str, Any]) -> float | None:
-    """Share of member documents greedy decoding completes from the shortest prefix probed
-    (the documents are one short sentence: longer prefixes leave few long enough)."""
-    rates = weights.get("extraction", {}).get("members", {})
-    return rates[min(rates, key=int)]["extractable"] if rates else None
-
-
-def _method_row(method: str, m: dict[str, Any]) -> dict[str, Any]:
-    """One row of the table: recall, cost, leakage and deletion of one method."""
-    rec, held = m["recall"]["members"], m["recall"]["held_out"]
-    weights, store = m.get("weights_leakage", {}), m.get("store_leakage", {})
-    form = rec["form"]
-    exposure = m.get("exposure", {})
-    row = {
-        "method": method,
-        "recall_verbatim_contains": form["verbatim"]["contains"],
-        "recall_paraphrase_contains": form["paraphrase"]["contains"],
-        "recall_verbatim_em": form["verbatim"]["exact_match"],
-        "recall_paraphrase_em": form["paraphrase"]["exact_match"],
-        "recall_verbatim_f1": form["verbatim"]["token_f1"],
-        "recall_paraphrase_f1": form["paraphrase"]["token_f1"],
-        "held_out_contains": held["all"]["contains"],
-        "retrieval_hit_rate": rec["retrieval_hit_rate"],
-        "trainable_params": m["cost"]["trainable_parameters"],
-        "train_s": m["cost"]["train_seconds"],
-        "bytes_stored": m["cost"].get("bytes_store", 0) + m["cost"].get("bytes_weights", 0),
-        "prompt_tokens": rec["prompt_tokens"],
-        "s_per_question": rec["seconds_per_question"],
-        "exposure_mean": exposure.get("members", {}).get("mean"),
-        "extraction_rate": _extraction_rate(weights),
-        "mia_best_auc": weights.get("mia_best", {}).get("auc"),
-        "mia_best_tpr@1%fpr": weights.get("mia_best", {}).get("tpr@1%fpr"),
-        "mia_blind_auc": weights.get("mia_blind", {}).get("auc"),
-        "memorized_bits": weights.get("unintended", {}).get("corrected_total_bits"),
-        "bits_per_param": weights.get("unintended", {}).get("bits_per_parameter"),
-        "store_full_name_pct": 100 * store["pii"]["full_name"] if store else None,
-        "store_bleu": store.get("bleu") if store else None,
-        "reveal_share": m["reveal_share"],
-        "deleted_recall_before": m["deletion"]["recall_before"],
-        "deleted_recall_after": m["deletion"]["recall_after"],
-        "deleted_exposure_before": exposure.get("deleted_before", {}).get("mean"),
-        "deleted_exposure_after": exposure.get("deleted_after", {}).get("mean"),
-        "forget_cost_s": m["deletion"]["forget_cost_s"],
-    }
-    return row
-
-
 def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
     """Runs every method of ``cfg["wva"]`` on one knowledge base; writes table, plots, JSON.
 
@@ -329,12 +283,18 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
                 knows, kb, idx, leak["exposure"], leak["eval"]["batch_size"], seed
             )
 
+        train, budget = w["train"], None
         for i, method in enumerate(methods):
             t0 = time.perf_counter()
+            if method in TUNINGS and budget is None:  # matched steps, sized before the first
+                train, budget = size_training(
+                    w, methods[i:], tokenizer, kb.training_texts(seed), run_dir / "budget",
+                    (t0 - started) / 60, results.get("none", {}).get("wall_seconds"), seed,
+                )  # fmt: skip
             logger.info("method %d/%d %s: injecting the documents", i + 1, len(methods), method)
             knows = inject(
                 method, kb, w["lm"], tokenizer, embedder, run_dir / "methods",
-                w["train"], w.get("tuning"), w["top_k"], seed, tuned,
+                train, w.get("tuning"), w["top_k"], seed, tuned,
             )  # fmt: skip
             for regime in [r for r in tuned if r not in {TUNINGS.get(x) for x in methods[i + 1 :]}]:
                 del tuned[regime]
@@ -389,9 +349,9 @@ def run_weights_vs_activations(cfg: dict[str, Any]) -> dict[str, Any]:
         findings = compute_findings(
             results, flags, forms, reps, member_bits, w.get("n_bootstrap", 1000), seed
         )
-        rows = [_method_row(k, v) for k, v in results.items()]
+        rows = [method_row(k, v) for k, v in results.items()]
         files = write_report(rows, results, findings, run_dir, tracker)
-    out = {"knowledge_base": kb.summary(), "methods": results, "table": rows,
+    out = {"knowledge_base": kb.summary(), "methods": results, "table": rows, "budget": budget,
            "findings": findings, "files": files,
            "total_seconds": time.perf_counter() - started}  # fmt: skip
     save_json(run_dir / "weights_vs_activations.json", out)

@@ -12,6 +12,54 @@ from invert.reporting.tables import write_table
 from invert.reporting.tracking import Tracker
 
 
+def _extraction_rate(weights: dict[str, Any]) -> float | None:
+    """Share of member documents greedy decoding completes from the shortest prefix probed
+    (the documents are one short sentence: longer prefixes leave few long enough)."""
+    rates = weights.get("extraction", {}).get("members", {})
+    return rates[min(rates, key=int)]["extractable"] if rates else None
+
+
+def method_row(method: str, m: dict[str, Any]) -> dict[str, Any]:
+    """One row of the table: recall, cost, leakage and deletion of one method."""
+    rec, held = m["recall"]["members"], m["recall"]["held_out"]
+    weights, store = m.get("weights_leakage", {}), m.get("store_leakage", {})
+    form = rec["form"]
+    exposure = m.get("exposure", {})
+    row = {
+        "method": method,
+        "recall_verbatim_contains": form["verbatim"]["contains"],
+        "recall_paraphrase_contains": form["paraphrase"]["contains"],
+        "recall_verbatim_em": form["verbatim"]["exact_match"],
+        "recall_paraphrase_em": form["paraphrase"]["exact_match"],
+        "recall_verbatim_f1": form["verbatim"]["token_f1"],
+        "recall_paraphrase_f1": form["paraphrase"]["token_f1"],
+        "held_out_contains": held["all"]["contains"],
+        "retrieval_hit_rate": rec["retrieval_hit_rate"],
+        "trainable_params": m["cost"]["trainable_parameters"],
+        "train_steps": m["cost"]["steps"],
+        "train_s": m["cost"]["train_seconds"],
+        "bytes_stored": m["cost"].get("bytes_store", 0) + m["cost"].get("bytes_weights", 0),
+        "prompt_tokens": rec["prompt_tokens"],
+        "s_per_question": rec["seconds_per_question"],
+        "exposure_mean": exposure.get("members", {}).get("mean"),
+        "extraction_rate": _extraction_rate(weights),
+        "mia_best_auc": weights.get("mia_best", {}).get("auc"),
+        "mia_best_tpr@1%fpr": weights.get("mia_best", {}).get("tpr@1%fpr"),
+        "mia_blind_auc": weights.get("mia_blind", {}).get("auc"),
+        "memorized_bits": weights.get("unintended", {}).get("corrected_total_bits"),
+        "bits_per_param": weights.get("unintended", {}).get("bits_per_parameter"),
+        "store_full_name_pct": 100 * store["pii"]["full_name"] if store else None,
+        "store_bleu": store.get("bleu") if store else None,
+        "reveal_share": m["reveal_share"],
+        "deleted_recall_before": m["deletion"]["recall_before"],
+        "deleted_recall_after": m["deletion"]["recall_after"],
+        "deleted_exposure_before": exposure.get("deleted_before", {}).get("mean"),
+        "deleted_exposure_after": exposure.get("deleted_after", {}).get("mean"),
+        "forget_cost_s": m["deletion"]["forget_cost_s"],
+    }
+    return row
+
+
 def plot_recall_vs_leakage(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """One point per method: recall of members' facts against what it reveals when asked."""
     from matplotlib.figure import Figure
