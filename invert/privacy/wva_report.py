@@ -61,20 +61,35 @@ def method_row(method: str, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot_recall_vs_leakage(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """One point per method: recall of members' facts against what it reveals when asked."""
+    """One point per method and question form: recall of members' facts against two leakages,
+    members' canary exposure (what the system's answers give away of a planted secret; for a
+    store, through the retrieved context) and the share of a record's facts the system states
+    when asked about the person. Methods are told apart by colour in the legend, since several
+    sit on top of each other near the origin."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
-    ax = fig.subplots()
-    for r in rows:
-        x, y = r["reveal_share"], r["recall_paraphrase_contains"]
-        ax.scatter([x], [y], s=40)
-        ax.annotate(r["method"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("share of a person's facts stated when asked about them")
-    ax.set_ylabel("recall: paraphrased questions (contains)")
-    ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-0.05, 1.05)
-    ax.grid(alpha=0.3)
+    fig = Figure(figsize=(9.0, 4.0), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    leakages = (
+        ("exposure_mean", "members' canary exposure (bits)"),
+        ("reveal_share", "share of a person's facts stated when asked about them"),
+    )
+    colours = [f"C{i}" for i in range(len(rows))]
+    for ax, (column, label) in zip(axes, leakages, strict=True):
+        for r, colour in zip(rows, colours, strict=True):
+            x = r.get(column)
+            if x is None:
+                continue
+            verbatim, paraphrase = r["recall_verbatim_contains"], r["recall_paraphrase_contains"]
+            ax.plot([x, x], [paraphrase, verbatim], color=colour, alpha=0.4)
+            ax.scatter([x], [verbatim], s=40, color=colour, label=r["method"])
+            ax.scatter([x], [paraphrase], s=40, facecolors="none", edgecolors=colour)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].set_xlim(-0.05, 1.05)
+    axes[0].set_ylim(-0.05, 1.05)
+    axes[0].set_ylabel("recall (contains): ● verbatim, ○ paraphrase")
+    axes[0].legend(fontsize=8)
     return save_figure(fig, path)
 
 
