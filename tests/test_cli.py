@@ -64,3 +64,21 @@ def test_invert_train_runs_the_tiny_experiment(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["train"]["steps"] == 20 and "inverter" in results["metrics"]
+
+
+@pytest.mark.slow
+def test_a_multirun_sweep_runs_each_job_in_its_own_folder(tmp_path) -> None:
+    # The default sweep folder is what users get from `-m`; resolving it once failed before any
+    # job ran, so the sweep folder is left to the packaged Hydra config here.
+    script = Path(sys.executable).parent / "invert"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+           "INVERT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    proc = subprocess.run(
+        [str(script), "train", "-m", "experiment=tiny", "logger=none", "train.max_steps=4,6"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (sweep,) = (tmp_path / "multirun" / "train_inverter").iterdir()
+    steps = [json.loads((sweep / job / "results.json").read_text())["train"]["steps"]
+             for job in ("0", "1")]  # fmt: skip
+    assert steps == [4, 6]
