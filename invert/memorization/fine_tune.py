@@ -20,6 +20,40 @@ from invert.reporting.tracking import Tracker
 from invert.training import Trainer, TrainerConfig
 
 
+def lm_trainer(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    train: Mapping[str, Any],
+    regime: str,
+    out_dir: str | Path,
+    tracker: Tracker | None = None,
+    seed: int = 0,
+    **overrides: Any,
+) -> Trainer:
+    """The shared Trainer for ``model`` on ``texts``: ``train``'s TrainerConfig fields,
+    ``regime``'s learning rate, and ``overrides`` (TrainerConfig fields) above both.
+
+    Args:
+        model: A causal LM (a peft model for ``lora`` / ``prefix``).
+        tokenizer: Its tokenizer (BOS prepended to each text).
+        texts: Training texts (repeat a text to weigh it).
+        train: TrainerConfig fields plus ``max_length``; ``lr`` a float or ``{regime: lr}``.
+        regime: ``scratch``, ``full``, ``lora`` or ``prefix`` (picks the lr).
+        out_dir: The Trainer's folder.
+        tracker: Gets the training curve (None: nothing logged).
+        seed: Seeds data order.
+        **overrides: TrainerConfig fields that replace the ``train`` block's.
+    """
+    lr = train["lr"][regime] if isinstance(train["lr"], Mapping) else train["lr"]
+    fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
+    config = TrainerConfig(
+        **{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir), **overrides}
+    )
+    dataset = LMDataset(tokenizer, list(texts), train.get("max_length"))
+    return Trainer(model, dataset, lm_collate, config, tracker=tracker)
+
+
 def train_on_texts(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -45,13 +79,10 @@ def train_on_texts(
     Returns:
         ``(model, {"steps", "lr", "train_seconds", "final_train_loss"})``.
     """
-    lr = train["lr"][regime] if isinstance(train["lr"], Mapping) else train["lr"]
-    fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
-    config = TrainerConfig(**{**fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir)})
-    dataset = LMDataset(tokenizer, texts, train.get("max_length"))
-    result = Trainer(model, dataset, lm_collate, config, tracker=tracker).train()
+    trainer = lm_trainer(model, tokenizer, texts, train, regime, out_dir, tracker, seed)
+    result = trainer.train()
     losses = [h["train/loss"] for h in result.history if "train/loss" in h]
-    info = {"steps": result.steps, "lr": float(lr), "train_seconds": result.seconds}
+    info = {"steps": result.steps, "lr": trainer.config.lr, "train_seconds": result.seconds}
     info["final_train_loss"] = losses[-1] if losses else float("nan")
     if regime == "lora":
         model = model.merge_and_unload()

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from invert.errors import InvertError
-from invert.memorization.private_corpus import LMDataset, lm_collate
+from invert.memorization.fine_tune import lm_trainer
 from invert.memorization.target_models import load_pretrained_target
 from invert.privacy.knowledge_injection import TUNINGS
-from invert.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +60,10 @@ def seconds_per_step(
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     try:
         model, _ = load_pretrained_target(lm_name, regime, **(tuning or {}))
-        lr = train["lr"][regime] if isinstance(train["lr"], Mapping) else train["lr"]
-        fields = {k: v for k, v in train.items() if k in TrainerConfig.__dataclass_fields__}
-        config = TrainerConfig(**{
-            **fields, "lr": float(lr), "seed": seed, "output_dir": str(out_dir),
-            "max_steps": steps + 1, "save_every": 0, "max_minutes": None, "overwrite": True,
-        })  # fmt: skip
-        dataset = LMDataset(tokenizer, list(texts), train.get("max_length"))
-        trainer = Trainer(model, dataset, lm_collate, config)
+        trainer = lm_trainer(
+            model, tokenizer, texts, train, regime, out_dir, seed=seed,
+            max_steps=steps + 1, save_every=0, max_minutes=None, overwrite=True,
+        )  # fmt: skip
         trainer.train(stop_after=1)
         times = []
         for step in range(2, steps + 2):

@@ -74,10 +74,9 @@ def plot_recall_vs_leakage(rows: Sequence[Mapping[str, Any]], path: Path) -> Pat
         ("exposure_mean", "members' canary exposure (bits)"),
         ("reveal_share", "share of a person's facts stated when asked about them"),
     )
-    colours = [f"C{i}" for i in range(len(rows))]
     for ax, (column, label) in zip(axes, leakages, strict=True):
-        for r, colour in zip(rows, colours, strict=True):
-            x = r.get(column)
+        for i, r in enumerate(rows):
+            x, colour = r.get(column), f"C{i}"
             if x is None:
                 continue
             verbatim, paraphrase = r["recall_verbatim_contains"], r["recall_paraphrase_contains"]
