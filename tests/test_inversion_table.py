@@ -144,3 +144,24 @@ def test_table_needs_the_data_an_old_inverter_folder_does_not_record(tmp_path, s
 
 def test_encoder_rate_is_positive():
     assert encoder_rate(HashWordEmbedder(), TEXTS) > 0
+
+
+def test_a_hinted_inverter_adds_its_sentence_rewrite_of_the_search(tmp_path, saved):
+    # The quick start's inverter reads word hints: the table then also writes the guided
+    # search's texts back as its sentences, a timed row of its own.
+    from invert.training.hints import fit_hint_heads
+
+    _, _, lm = saved
+    first = invert.load_inverter(saved[0]["full"])
+    embedder = HashWordEmbedder()
+    hinted = tiny_inverter("prefix_lm", hint_tokens=3, hint_vocabulary=64, hint_hidden_dim=32, hint_bias=1.0)
+    fit_hint_heads(hinted, TEXTS, embedder.encode(TEXTS), folds=2, epochs=20, lr=1e-2, seed=0)
+    hinted.config.training_data = first.config.training_data
+    hinted.save_pretrained(tmp_path / "hinted")
+    cfg = _cfg(tmp_path, {"hinted": str(tmp_path / "hinted")}, None, lm)
+    cfg["zero_shot"]["enabled"] = False
+    rows = run_inversion_table(cfg)["rows"]
+    for corpus in {r["corpus"] for r in rows}:
+        mine = {r["method"]: r for r in rows if r["corpus"] == corpus}
+        assert {"guided_search_2_rounds", "sentence_rewrite"} <= set(mine)
+        assert mine["sentence_rewrite"]["seconds_per_100"] is not None

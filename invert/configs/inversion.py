@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The embedder-guided search rows the evaluation can report.
-SEARCH_ROWS = ("bag_of_words_search", "inverter_search", "guided_search")
+SEARCH_ROWS = ("bag_of_words_search", "inverter_search", "guided_search", "sentence_rewrite")
 
 
 @dataclass
@@ -44,7 +44,9 @@ class SearchConfig:
         rows: Which search rows the evaluation reports (see ``SEARCH_ROWS``):
             ``inverter_search`` (seeded by the inverter and the word guess, no retrieval),
             ``bag_of_words_search`` (the same without the inverter: its ablation) and
-            ``guided_search`` (adds the ``nn_seeds`` nearest training texts).
+            ``guided_search`` (adds the ``nn_seeds`` nearest training texts) and
+            ``sentence_rewrite`` (a hinted inverter writes ``inverter_search``'s texts as
+            sentences, the closest kept; needs that row).
         num_rounds: Edit rounds.
         report_rounds: Rounds after which the domain table reports a row (None: the last).
         edits_per_round: Random edits per kept text per round.
@@ -58,6 +60,12 @@ class SearchConfig:
         bow_seed_words: The likeliest words joined into one more seed (0: none).
         inverter_edits: The inverter's likeliest token fixes per kept text (0: it only seeds).
         inverter_places_words: The inverter also proposes where to place proposal words.
+        rewrite_every: A hinted inverter rewrites each example's best text as a sentence,
+            reading its words as the hints, every this many rounds
+            (:mod:`invert.inversion.search.sentence_rewrites`; 0: never).
+        rewrite_word_probability: The hint probability a rewrite gives the text's words.
+        sentence_samples: Sampled rewrites per text in ``sentence_rewrite``, beside the
+            greedy one.
         early_stop_cosine: An example stops once its best cosine reaches this (None: never).
         word_prior_weight: > 0 scores kept texts by cosine + this x expected token F1 under
             the bag-of-words probabilities (fewer filler words that embed close).
@@ -87,6 +95,9 @@ class SearchConfig:
     bow_seed_words: int = 8
     inverter_edits: int = 8
     inverter_places_words: bool = True
+    rewrite_every: int = 0
+    rewrite_word_probability: float = 0.9
+    sentence_samples: int = 4
     early_stop_cosine: float | None = 0.99
     word_prior_weight: float = 0.0
     fluency_weight: float = 0.0

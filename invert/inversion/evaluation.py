@@ -18,6 +18,7 @@ from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
 from invert.inversion.search.edit_search import guided_search
+from invert.inversion.search.sentence_rewrites import SentenceRewriter, closest_rewrites
 from invert.inversion.search.word_lm import WordNgramLM
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
@@ -49,7 +50,10 @@ def evaluate_methods(
     ``inverter_search`` starts from the inverter's output and the bag-of-words guess and lets
     the inverter propose its ``inverter_edits`` likeliest fixes each round (no retrieval);
     ``bag_of_words_search`` is the same search without the trained inverter (its ablation);
-    ``guided_search`` adds the ``nn_seeds`` nearest training texts as seeds. All try the
+    ``guided_search`` adds the ``nn_seeds`` nearest training texts as seeds;
+    ``sentence_rewrite`` (a hinted inverter only) writes ``inverter_search``'s texts as the
+    inverter's sentences, greedy and ``search.sentence_samples`` sampled, and keeps the closest
+    (:func:`~invert.inversion.search.sentence_rewrites.closest_rewrites`). All try the
     bag-of-words model's ``proposal_words`` guesses. Each method gets ``seconds_per_100``
     beside the quality metrics (a search's includes the inverter run that seeds it).
 
@@ -112,6 +116,15 @@ def evaluate_methods(
             embeddings, embedder, outputs[seeding], None, bag_of_words, search, show_progress,
             inverter=inverter, word_lm=word_lm,
         ).texts
+    if Method.INVERTER_SEARCH in runs and Method.SENTENCE_REWRITE in rows_wanted:
+        if getattr(inverter, "hint_head", None) is not None:
+            # The search's words, written back as the hinted LM's sentences (closest kept).
+            runs[Method.SENTENCE_REWRITE] = lambda: closest_rewrites(
+                SentenceRewriter(inverter, embeddings, word_probability=search.rewrite_word_probability),
+                embedder, outputs[Method.INVERTER_SEARCH], search.sentence_samples, search.seed,
+            )  # fmt: skip
+        else:
+            logger.info("sentence_rewrite left out: the inverter reads no word hints")
     retrieval_or_inverter = seeding is not None or baseline is not None
     if search is not None and retrieval_or_inverter and Method.GUIDED_SEARCH in rows_wanted:
         runs[Method.GUIDED_SEARCH] = lambda: guided_search(
@@ -128,6 +141,8 @@ def evaluate_methods(
         seconds = seconds_by_method[method] = time.perf_counter() - start
         if method in (Method.INVERTER_SEARCH, Method.GUIDED_SEARCH) and seeding is not None:
             seconds += seconds_by_method[seeding]
+        if method == Method.SENTENCE_REWRITE:  # charged for the search it rewrites
+            seconds += seconds_by_method[Method.INVERTER_SEARCH] + seconds_by_method[seeding]
         scorable = embedder.embeds_new_text
         metrics, per_example = reconstruction_metrics(
             predictions, texts, target_embeddings=embeddings if scorable else None,

@@ -22,6 +22,7 @@ class Method(StrEnum):
     BAG_OF_WORDS_SEARCH = "bag_of_words_search"  # the search without the inverter
     INVERTER_SEARCH = "inverter_search"  # the search seeded and proposed by the inverter
     GUIDED_SEARCH = "guided_search"  # the search with retrieval seeds as well
+    SENTENCE_REWRITE = "sentence_rewrite"  # inverter_search's texts rewritten as sentences
 
 
 # The report headlines the first of these a run produced: the strongest method that uses

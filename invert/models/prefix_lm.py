@@ -241,21 +241,40 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         k = self.num_input_vectors
         return logits[:, k - 1 : k - 1 + input_ids.shape[1]]
 
-    def hint_bias_processor(self, embeddings: torch.Tensor) -> HintCoverageBias | None:
-        """The decoding pull toward the hinted tokens (None: no hint head or ``hint_bias`` 0)."""
+    def hint_probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``[n, hint_vocabulary]``: the hint head's probability of each of its tokens in each text."""
+        if self.hint_head is None:
+            raise InvertError("this inverter reads no word hints (trained with hint_tokens=0)")
+        with torch.no_grad():
+            return torch.sigmoid(self.hint_head(embeddings.to(self.hint_head.token_ids.device)))
+
+    def hint_bias_processor(
+        self, embeddings: torch.Tensor, probabilities: torch.Tensor | None = None
+    ) -> HintCoverageBias | None:
+        """The decoding pull toward the hinted tokens (None: no hint head or ``hint_bias`` 0).
+
+        ``probabilities``: ``[n, hint_vocabulary]`` to pull by instead of the head's own."""
         if self.hint_head is None or self.config.hint_bias <= 0:
             return None
-        with torch.no_grad():
-            probabilities = torch.sigmoid(self.hint_head(embeddings.to(self.hint_head.token_ids.device)))
+        if probabilities is None:
+            probabilities = self.hint_probabilities(embeddings)
         return HintCoverageBias(
             self.hint_head.token_ids, probabilities, self.lm.get_output_embeddings().weight.shape[0],
             self.config.hint_bias, self.config.hint_bias_floor,
         )
 
-    def _generate_ids(self, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        prefix = self.conditioning(embeddings)
+    def _generate_ids(
+        self,
+        embeddings: torch.Tensor,
+        hint_ids: torch.Tensor | None = None,
+        hint_probabilities: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        # hint_ids / hint_probabilities: hints and pull other than the head's (a rewrite,
+        # invert.inversion.search.sentence_rewrites); None: the head's own.
+        prefix = self.conditioning(embeddings, hint_ids)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
-        if (bias := self.hint_bias_processor(embeddings)) is not None:
+        if (bias := self.hint_bias_processor(embeddings, hint_probabilities)) is not None:
             from transformers import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList([*kwargs.get("logits_processor", []), bias])

@@ -33,7 +33,7 @@ from invert.data.pairs import EmbeddedSplit
 from invert.embedders import build_embedder
 from invert.embedders.base import Embedder
 from invert.env import default_device
-from invert.errors import DimensionMismatchError, EmptyInputError
+from invert.errors import DimensionMismatchError, EmptyInputError, InvertError
 from invert.inversion.correction import correct
 from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import Method
@@ -47,6 +47,7 @@ from invert.inversion.runs.preamble import (
     nearest_neighbour,
 )
 from invert.inversion.search.edit_search import guided_search
+from invert.inversion.search.sentence_rewrites import SentenceRewriter, closest_rewrites
 from invert.inversion.search.zero_shot import zero_shot_invert
 from invert.models.loading import load_corrector, load_inverter
 from invert.models.pretrained_lm import load_causal_lm, load_tokenizer
@@ -207,6 +208,25 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
             return out | {f"guided_search_{max(rounds)}_rounds": Output(res.texts, res.embedded_texts, True)}
 
         methods["guided_search"] = guided
+        if "sentence_rewrite" in search.rows and getattr(first, "hint_head", None) is not None:
+            # The guided search's texts, written back as the hinted inverter's sentences
+            # (closest kept); timed apart from the search it reads.
+            searched: dict[str, Any] = {}
+            guided_texts = guided
+
+            def guided_kept(e: torch.Tensor) -> Outputs:
+                out = guided_texts(e)
+                searched["embeddings"], searched["texts"] = e, out[f"guided_search_{max(rounds)}_rounds"].texts
+                return out
+
+            def rewritten(e: torch.Tensor) -> Outputs:
+                if searched.get("embeddings") is not e:
+                    raise InvertError("sentence_rewrite reads the guided search of the same targets; run it first")
+                rewriter = SentenceRewriter(first, e, word_probability=search.rewrite_word_probability)
+                texts = closest_rewrites(rewriter, embedder, searched["texts"], search.sentence_samples, search.seed)
+                return {"sentence_rewrite": Output(texts, None, True)}
+
+            methods["guided_search"], methods["sentence_rewrite"] = guided_kept, rewritten
     if corrector is not None:
         main = next(iter(inverters.values()))
         corr = from_mapping(CorrectionConfig, cfg["correct"], "correct")

@@ -194,7 +194,8 @@ def _evaluate_and_report(
         ]
         run.tracker.log_table("samples", list(SAMPLE_COLUMNS), table)
     shown = evaluation.print_examples if evaluation.log_examples else 0
-    shown_methods = (Method.NEAREST_NEIGHBOUR, Method.INVERTER, Method.INVERTER_SEARCH, best)
+    shown_methods = (Method.NEAREST_NEIGHBOUR, Method.INVERTER, Method.INVERTER_SEARCH,
+                     Method.SENTENCE_REWRITE, best)  # fmt: skip
     methods = [m for m in shown_methods if m in metrics]
     examples = [{m: r[m] for m in ("target", *dict.fromkeys(methods))} for r in rows[:shown]]
     return metrics, examples
@@ -232,6 +233,7 @@ def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> N
         print(f"  (reference-LM perplexity of the targets themselves: {targets:.0f})")
     comparisons = [(Method.INVERTER_SEARCH, Method.NEAREST_NEIGHBOUR),
                    (Method.GUIDED_SEARCH, Method.NEAREST_NEIGHBOUR),
+                   (Method.SENTENCE_REWRITE, Method.NEAREST_NEIGHBOUR),
                    (Method.INVERTER_SEARCH, Method.BAG_OF_WORDS_SEARCH)]  # the last: the inverter's share
     for method, other in comparisons:
         if method in metrics and other in metrics:

@@ -42,6 +42,7 @@ from invert.errors import InvertError
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer
 from invert.inversion.search.inverter_edits import InverterEditProposer
 from invert.inversion.search.scorer import CosineScorer
+from invert.inversion.search.sentence_rewrites import SentenceRewriter
 from invert.inversion.search.word_lm import WordNgramLM
 from invert.inversion.search.word_prior import WordPrior
 from invert.models.bag_of_words import BagOfWordsInverter
@@ -288,7 +289,9 @@ def guided_search(
     With ``inverter`` given (and ``search.inverter_edits > 0``), the trained inverter also
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
-    (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`). With
+    (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`); a hinted inverter
+    with ``search.rewrite_every > 0`` also rewrites each example's best text as a sentence
+    every that many rounds (:class:`~invert.inversion.search.sentence_rewrites.SentenceRewriter`). With
     ``search.gradient_edits > 0`` the embedder's own gradient proposes that many one-word swaps
     and insertions over its whole vocabulary
     (:class:`~invert.inversion.search.embedder_edits.EmbedderGradientProposer`; no trained model).
@@ -343,6 +346,12 @@ def guided_search(
             words=words if search.inverter_places_words else None,
             mixed_precision=search.mixed_precision,
         )  # fmt: skip
+    rewriter = None
+    if inverter is not None and search.rewrite_every > 0:
+        if getattr(inverter, "hint_head", None) is None:
+            raise InvertError(f"search.rewrite_every={search.rewrite_every} needs an inverter "
+                              "that reads word hints (model.hint_tokens > 0); set it to 0")  # fmt: skip
+        rewriter = SentenceRewriter(inverter, embeddings, search.rewrite_every, search.rewrite_word_probability)
     gradient = None
     if search.gradient_edits > 0:
         gradient = EmbedderGradientProposer(
@@ -358,7 +367,7 @@ def guided_search(
     if bag_of_words is not None and search.word_prior_weight > 0:
         prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, search.word_prior_weight)
     return edit_search(
-        embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient),
+        embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient, rewriter),
         word_prior=prior, proposal_weights=weights, num_rounds=search.num_rounds,
         edits_per_round=search.edits_per_round, beam_width=search.beam_width,
         early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
