@@ -196,6 +196,7 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
         search = from_mapping(SearchConfig, cfg["search"], "search")
         rounds = sorted(set(search.report_rounds or [search.num_rounds]))
         first = next(iter(inverters.values()))
+        searched: dict[str, Any] = {}  # the last search's targets and texts (sentence_rewrite reads them)
 
         def guided(e: torch.Tensor) -> Outputs:
             hyps = first.generate_texts(e, batch_size=batch, show_progress=True)
@@ -205,20 +206,13 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
             # One R-round run holds every shorter run's result (the best never falls back).
             out = {f"guided_search_{r}_rounds": Output(res.texts_by_round[r], None, False)
                    for r in rounds if r < max(rounds)}  # fmt: skip
+            searched["embeddings"], searched["texts"] = e, res.texts
             return out | {f"guided_search_{max(rounds)}_rounds": Output(res.texts, res.embedded_texts, True)}
 
         methods["guided_search"] = guided
         if "sentence_rewrite" in search.rows and getattr(first, "hint_head", None) is not None:
             # The guided search's texts, written back as the hinted inverter's sentences
             # (closest kept); timed apart from the search it reads.
-            searched: dict[str, Any] = {}
-            guided_texts = guided
-
-            def guided_kept(e: torch.Tensor) -> Outputs:
-                out = guided_texts(e)
-                searched["embeddings"], searched["texts"] = e, out[f"guided_search_{max(rounds)}_rounds"].texts
-                return out
-
             def rewritten(e: torch.Tensor) -> Outputs:
                 if searched.get("embeddings") is not e:
                     raise InvertError("sentence_rewrite reads the guided search of the same targets; run it first")
@@ -226,7 +220,7 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
                 texts = closest_rewrites(rewriter, embedder, searched["texts"], search.sentence_samples, search.seed)
                 return {"sentence_rewrite": Output(texts, None, True)}
 
-            methods["guided_search"], methods["sentence_rewrite"] = guided_kept, rewritten
+            methods["sentence_rewrite"] = rewritten
     if corrector is not None:
         main = next(iter(inverters.values()))
         corr = from_mapping(CorrectionConfig, cfg["correct"], "correct")

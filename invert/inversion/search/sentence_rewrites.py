@@ -79,7 +79,7 @@ class SentenceRewriter:
         encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         for row, ids in enumerate(encoded):
             ids = torch.tensor([t for t in ids if t < len(self.column)], dtype=torch.long)
-            columns = self.column[ids] if len(ids) else ids
+            columns = self.column[ids]
             columns = columns[columns >= 0]
             probabilities[row, columns] = probabilities[row, columns].clamp_min(self.word_probability)
         k = min(int(self.inverter.config.hint_tokens), probabilities.shape[1])
