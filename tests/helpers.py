@@ -73,15 +73,17 @@ def make_trainer(
     embeddings: torch.Tensor | None = None,
     eval_fn: Any = None,
     hints: torch.Tensor | None = None,
+    drafts: torch.Tensor | None = None,
     **config: Any,
 ) -> Trainer:
-    """A Trainer over ``texts`` paired with :func:`fake_embeddings` (and ``hints``; no tracker)."""
+    """A Trainer over ``texts`` paired with :func:`fake_embeddings` (and ``hints`` / ``drafts``;
+    no tracker)."""
     embeddings = fake_embeddings(len(texts)) if embeddings is None else embeddings
     config.setdefault("batch_size", len(texts))
     config.setdefault("log_every", 1)
     cfg = TrainerConfig(output_dir=str(output_dir), **config)
     collate = pair_collator(model.tokenizer, model.config.max_text_tokens)
-    return Trainer(model, PairDataset(texts, embeddings, hints), collate, cfg, eval_fn=eval_fn)
+    return Trainer(model, PairDataset(texts, embeddings, hints, drafts), collate, cfg, eval_fn=eval_fn)
 
 
 def param_snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

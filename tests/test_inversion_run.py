@@ -185,10 +185,13 @@ def test_a_hinted_budgeted_run_trains_on_hints_and_searches_with_the_fluency_ter
                       "model.hint_vocabulary=64", "model.hint_epochs=2", "budget.total_minutes=600",
                       "budget.reserve_minutes=1", "eval.search.fluency_weight=0.05",
                       "eval.search.max_minutes=5", "eval.search.deletions_per_round=2",
-                      "train.save_every=0", "model.hint_bias=1.0", "eval.search.rewrite_every=2")  # fmt: skip
+                      "train.save_every=0", "model.hint_bias=1.0", "eval.search.rewrite_every=2",
+                      "model.draft_tokens=4")  # fmt: skip
     summary = run_inversion_experiment(cfg)
     inverter = load_inverter(summary["inverter_path"])
     assert inverter.config.hint_tokens == 3 and inverter.hint_head is not None
+    # The draft index (every training pair) reloads with the inverter.
+    assert len(inverter.draft_index) == inverter.config.draft_corpus_size == summary["train"]["train_pairs"]
     # The search's texts, rewritten as the inverter's sentences, are a row of their own,
     # charged for the search they start from.
     metrics = summary["metrics"]

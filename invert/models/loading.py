@@ -59,7 +59,7 @@ def build_inverter(
     tok = load_tokenizer(tokenizer or lm)
     common = {"embedder_name": embedder_name, "embedder_dim": embedder_dim, **kwargs}
     if kind == "prefix_lm":
-        if kwargs.get("hint_tokens"):
+        if kwargs.get("hint_tokens") or kwargs.get("draft_tokens"):
             common.setdefault("hint_separator_id", _hint_separator(tok))
         if lm_config is not None:
             from transformers import AutoConfig, AutoModelForCausalLM

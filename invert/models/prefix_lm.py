@@ -9,6 +9,10 @@ fit on the training pairs (before the LM, see :mod:`invert.training.hints`) name
 ``hint_tokens`` LM tokens it thinks the text holds, and their token embeddings follow the prefix,
 then a separator token, then the text: ``[prefix; hint tokens; separator; text]``. The LM trains
 on hints predicted out of fold, so it learns to repair a wrong bag rather than copy a right one.
+
+With ``draft_tokens > 0`` it also reads a draft: the nearest training sentence to the embedding
+(:mod:`invert.models.retrieved_draft`), ``[prefix; hint tokens; draft tokens; separator; text]``,
+trained on leave-one-out drafts, so it learns to edit a retrieved near miss toward the hints.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from invert.errors import InvertError
 from invert.models.base import InverterMixin
 from invert.models.hint_bias import HintCoverageBias
 from invert.models.projection import EmbeddingProjection
+from invert.models.retrieved_draft import RetrievedDraftIndex
 from invert.models.token_bag import TokenBagHead
 
 TUNINGS = ("lora", "full", "prefix")
@@ -51,6 +56,9 @@ class PrefixLMInverterConfig(PretrainedConfig):
         hint_bias: At decoding, nats of bonus per nat of ``log(p / hint_bias_floor)`` for each
             likely hint token not yet written (:mod:`invert.models.hint_bias`; 0: none).
         hint_bias_floor: Hint-head probabilities at or below it get no bonus.
+        draft_tokens: Tokens of the retrieved draft the LM reads after the hints (0: none).
+        draft_corpus_size: Texts in the draft index (set when it is filled, so a saved model
+            reloads with buffers of the right size).
     """
 
     model_type = "invert_prefix_lm"
@@ -79,6 +87,8 @@ class PrefixLMInverterConfig(PretrainedConfig):
         hint_epochs: int = 10,
         hint_bias: float = 0.0,
         hint_bias_floor: float = 0.05,
+        draft_tokens: int = 0,
+        draft_corpus_size: int = 0,
         **kwargs: Any,
     ) -> None:
         if tuning not in TUNINGS:
@@ -98,6 +108,9 @@ class PrefixLMInverterConfig(PretrainedConfig):
         if hint_bias < 0 or not 0 < hint_bias_floor < 1:
             raise InvertError(f"need hint_bias >= 0 and 0 < hint_bias_floor < 1, got {hint_bias}, {hint_bias_floor}")
         self.hint_bias, self.hint_bias_floor = hint_bias, hint_bias_floor
+        if draft_tokens < 0 or draft_corpus_size < 0:
+            raise InvertError(f"need draft_tokens >= 0 and draft_corpus_size >= 0, got {draft_tokens}, {draft_corpus_size}")
+        self.draft_tokens, self.draft_corpus_size = draft_tokens, draft_corpus_size
         super().__init__(**kwargs)
 
 
@@ -129,6 +142,13 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         self.hint_head = (
             TokenBagHead(config.embedder_dim, config.hint_vocabulary, config.hint_hidden_dim)
             if config.hint_tokens > 0
+            else None
+        )
+        self.draft_index = (
+            RetrievedDraftIndex(
+                config.embedder_dim, config.draft_tokens, config.draft_corpus_size, config.hint_separator_id
+            )
+            if config.draft_tokens > 0
             else None
         )
         self.post_init()
@@ -177,9 +197,9 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
 
     @property
     def num_input_vectors(self) -> int:
-        """Vectors before the text: the prefix, then the hints and their separator if any."""
-        hints = self.config.hint_tokens
-        return self.config.num_prefix_tokens + (hints + 1 if hints else 0)
+        """Vectors before the text: the prefix, then the hints, the draft and a separator if any."""
+        words = self.config.hint_tokens + self.config.draft_tokens
+        return self.config.num_prefix_tokens + (words + 1 if words else 0)
 
     def hints(self, embeddings: torch.Tensor) -> torch.Tensor | None:
         """``[n, hint_tokens]`` LM token ids the hint head reads off ``embeddings`` (None: no head)."""
@@ -187,23 +207,55 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             return None
         return self.hint_head.top_tokens(embeddings, self.config.hint_tokens)
 
-    def conditioning(self, embeddings: torch.Tensor, hint_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def drafts(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """``[n, draft_tokens]`` token ids of each embedding's nearest training text (None: no index)."""
+        if self.draft_index is None:
+            return None
+        return self.draft_index.drafts(embeddings)
+
+    def set_draft_corpus(self, texts: list[str], embeddings: torch.Tensor) -> torch.Tensor:
+        """Indexes the training pairs as drafts; returns each pair's leave-one-out draft ids.
+
+        Raises:
+            InvertError: The inverter reads no drafts (``draft_tokens`` 0), or bad input (see
+                :meth:`RetrievedDraftIndex.set_corpus`).
+        """
+        if self.draft_index is None or self.tokenizer is None:
+            raise InvertError("this inverter reads no retrieved drafts (model.draft_tokens is 0)")
+        token_lists = self.tokenizer(
+            list(texts), add_special_tokens=False, truncation=True, max_length=self.config.draft_tokens
+        )["input_ids"]
+        self.draft_index.set_corpus(token_lists, embeddings)
+        self.config.draft_corpus_size = len(self.draft_index)
+        return self.draft_index.drafts(embeddings, exclude_self=True).cpu()
+
+    def conditioning(
+        self,
+        embeddings: torch.Tensor,
+        hint_ids: torch.Tensor | None = None,
+        draft_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """What the LM reads before the text: ``[n, num_input_vectors, d_model]``.
 
         Args:
             embeddings: ``[n, embedder_dim]``.
             hint_ids: ``[n, hint_tokens]`` hint token ids (training passes out-of-fold ones;
                 None: the hint head's own).
+            draft_ids: ``[n, draft_tokens]`` draft token ids (training passes leave-one-out
+                ones; None: the index's nearest text).
         """
         prefix = self.prefix(embeddings)
-        if self.hint_head is None:
+        words = []
+        if self.hint_head is not None:
+            words.append(self.hints(embeddings) if hint_ids is None else hint_ids)
+        if self.draft_index is not None:
+            words.append(self.drafts(embeddings) if draft_ids is None else draft_ids)
+        if not words:
             return prefix
-        if hint_ids is None:
-            hint_ids = self.hints(embeddings)
+        ids = torch.cat([w.to(prefix.device) for w in words], dim=1)
+        separator = ids.new_full((len(ids), 1), self.config.hint_separator_id)
         table = self.lm.get_input_embeddings()
-        hint_ids = hint_ids.to(prefix.device)
-        separator = hint_ids.new_full((len(hint_ids), 1), self.config.hint_separator_id)
-        return torch.cat([prefix, table(torch.cat([hint_ids, separator], dim=1))], dim=1)
+        return torch.cat([prefix, table(torch.cat([ids, separator], dim=1))], dim=1)
 
     def prefix(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The k prefix vectors for each embedding, in the LM's dtype."""
@@ -217,11 +269,13 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
         hint_ids: torch.Tensor | None = None,
+        draft_ids: torch.Tensor | None = None,
     ) -> Any:
         """Teacher-forced pass; returns the LM output (``.loss`` when labels are given).
 
-        ``hint_ids`` are used only when the model reads hints (None: its hint head's)."""
-        prefix = self.conditioning(embeddings, hint_ids)
+        ``hint_ids`` / ``draft_ids`` are used only when the model reads hints / drafts (None:
+        its hint head's / its index's)."""
+        prefix = self.conditioning(embeddings, hint_ids, draft_ids)
         # Inputs may arrive from the CPU (a tokenizer's ids): move them to the weights.
         input_ids, attention_mask = input_ids.to(prefix.device), attention_mask.to(prefix.device)
         labels = labels.to(prefix.device) if labels is not None else None
@@ -268,11 +322,13 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         embeddings: torch.Tensor,
         hint_ids: torch.Tensor | None = None,
         hint_probabilities: torch.Tensor | None = None,
+        draft_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
         # hint_ids / hint_probabilities: hints and pull other than the head's (a rewrite,
-        # invert.inversion.search.sentence_rewrites); None: the head's own.
-        prefix = self.conditioning(embeddings, hint_ids)
+        # invert.inversion.search.sentence_rewrites); None: the head's own. draft_ids: a draft
+        # other than the index's nearest text.
+        prefix = self.conditioning(embeddings, hint_ids, draft_ids)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
         if (bias := self.hint_bias_processor(embeddings, hint_probabilities)) is not None:
             from transformers import LogitsProcessorList

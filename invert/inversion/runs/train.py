@@ -81,13 +81,16 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         config = inverter.config
         hints = fit_hint_heads(inverter, pairs["train"].texts, pairs["train"].embeddings,
                                config.hint_folds, config.hint_epochs, seed=run.seed)  # fmt: skip
+    drafts = None
+    if getattr(inverter, "draft_index", None) is not None:
+        drafts = inverter.set_draft_corpus(pairs["train"].texts, pairs["train"].embeddings)
     # Sized last, once loading, embedding and the hint heads have taken what they took here.
     budget = from_mapping(BudgetConfig, cfg.get("budget"), "budget")
     minutes = training_minutes(budget, cfg["train"].get("max_minutes"))
     train_cfg = TrainerConfig(**{**cfg["train"], "output_dir": str(run.run_dir), "max_minutes": minutes})
     trainer = Trainer(
         inverter,
-        PairDataset(pairs["train"].texts, pairs["train"].embeddings, hints),
+        PairDataset(pairs["train"].texts, pairs["train"].embeddings, hints, drafts),
         pair_collator(inverter.tokenizer, data["max_tokens"]),
         train_cfg,
         tracker=run.tracker,

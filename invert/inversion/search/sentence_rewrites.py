@@ -22,6 +22,7 @@ from invert.configs import SearchConfig
 from invert.embedders.base import Embedder
 from invert.errors import InvertError
 from invert.inversion.search.scorer import CosineScorer
+from invert.models.retrieved_draft import draft_token_ids
 
 
 class SentenceRewriter:
@@ -38,6 +39,11 @@ class SentenceRewriter:
         word_probability: The hint probability given to the tokens of the text rewritten
             (the head's own, if higher): they lead the hints and get the pull of a token the
             head is that sure of.
+
+    An inverter that reads retrieved drafts (``draft_tokens > 0``) reads the text rewritten as
+    its draft too, in place of the nearest training sentence: it was trained to edit a near
+    miss toward the hints, and the search's text is a nearer miss than retrieval's (vec2text's
+    correction step, arXiv 2310.06816, with the search's text as the hypothesis).
         batch_size: Texts per generate call.
     """
 
@@ -86,6 +92,14 @@ class SentenceRewriter:
         hint_ids = head.token_ids.cpu()[probabilities.topk(k, dim=-1).indices]
         return hint_ids, probabilities
 
+    def drafts(self, texts: Sequence[str]) -> torch.Tensor | None:
+        """``[m, draft_tokens]``: the texts themselves as drafts (None: the inverter reads none)."""
+        config = self.inverter.config
+        if getattr(self.inverter, "draft_index", None) is None:
+            return None
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return draft_token_ids(encoded, config.draft_tokens, config.hint_separator_id)
+
     def rewrite(self, examples: Sequence[int], texts: Sequence[str], **generate_kwargs: Any) -> list[Any]:
         """One sentence per (example, text): decoded from the example's target embedding with
         the text's words as the hints (``generate_kwargs`` go to ``generate_texts``: with
@@ -96,7 +110,10 @@ class SentenceRewriter:
         out: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             batch = list(examples[start : start + self.batch_size])
-            hint_ids, probabilities = self.hints(batch, texts[start : start + self.batch_size])
+            chunk = texts[start : start + self.batch_size]
+            hint_ids, probabilities = self.hints(batch, chunk)
+            if (drafts := self.drafts(chunk)) is not None:
+                generate_kwargs["draft_ids"] = drafts.to(device)
             out.extend(self.inverter.generate_texts(
                 self.embeddings[batch], batch_size=len(batch), hint_ids=hint_ids.to(device),
                 hint_probabilities=probabilities.to(device), **generate_kwargs,
