@@ -39,12 +39,12 @@ class SentenceRewriter:
         word_probability: The hint probability given to the tokens of the text rewritten
             (the head's own, if higher): they lead the hints and get the pull of a token the
             head is that sure of.
+        batch_size: Texts per generate call.
 
     An inverter that reads retrieved drafts (``draft_tokens > 0``) reads the text rewritten as
     its draft too, in place of the nearest training sentence: it was trained to edit a near
     miss toward the hints, and the search's text is a nearer miss than retrieval's (vec2text's
     correction step, arXiv 2310.06816, with the search's text as the hypothesis).
-        batch_size: Texts per generate call.
     """
 
     def __init__(
