@@ -21,6 +21,7 @@ from invert.configs import (
 )
 from invert.configs.probes import CapacityProbeConfig, MemorizationProbeConfig, ScalingProbeConfig
 from invert.data.splits import prepare_corpus
+from invert.errors import InvertError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -158,6 +159,10 @@ def test_experiment_builds_the_real_packaged_lm(experiment: str, tmp_path: Path)
     total = sum(p.numel() for p in inverter.parameters())
     trainable = sum(p.numel() for p in inverter.parameters() if p.requires_grad)
     assert total > 100e6 and trainable < 0.1 * total  # 135M parameters, LoRA + projection
+    if inverter.draft_index is not None:  # drafts come from the training texts, indexed first
+        with pytest.raises(InvertError, match="set_draft_corpus"):
+            inverter.generate_texts(torch.randn(1, 384), max_new_tokens=4)
+        inverter.set_draft_corpus(["The cat sat on the mat.", "A dog barked at night."], torch.randn(2, 384))
     with torch.no_grad():
         text = inverter.generate_texts(torch.randn(1, 384), max_new_tokens=4)
     assert isinstance(text[0], str)

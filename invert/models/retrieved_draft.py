@@ -89,7 +89,10 @@ class RetrievedDraftIndex(nn.Module):
                 of one text or a query count that is not the corpus size.
         """
         if len(self) == 0:
-            raise InvertError("the draft index is empty: set_corpus was never called")
+            raise InvertError(
+                "the draft index is empty: index the training texts first (PrefixLMInverter.set_draft_corpus; "
+                "a training run does it before it trains)"
+            )
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_dim:
             raise InvertError(
                 f"the draft index expects [n, {self.embedding_dim}] embeddings, got {list(embeddings.shape)}"
