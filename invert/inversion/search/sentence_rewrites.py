@@ -94,9 +94,9 @@ class SentenceRewriter:
 
     def drafts(self, texts: Sequence[str]) -> torch.Tensor | None:
         """``[m, draft_tokens]``: the texts themselves as drafts (None: the inverter reads none)."""
-        config = self.inverter.config
         if getattr(self.inverter, "draft_index", None) is None:
             return None
+        config = self.inverter.config
         encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return draft_token_ids(encoded, config.draft_tokens, config.hint_separator_id)
 
