@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
 from invert.configs import BudgetConfig
 from invert.errors import InvertError
-from invert.training.budget import MIN_TRAINING_MINUTES, process_minutes, training_minutes
+from invert.training.budget import (
+    MIN_TRAINING_MINUTES,
+    budget_deadline,
+    process_minutes,
+    training_minutes,
+)
 
 
 def test_no_budget_keeps_max_minutes():
@@ -45,3 +51,10 @@ def test_process_minutes_counts_from_the_process_start_in_minutes():
     time.sleep(0.6)
     # 0.6 s is 0.01 minutes: a clock in seconds (0.6) or hours would miss this window.
     assert 0.005 < process_minutes() - before < 0.05
+
+
+def test_the_evaluation_deadline_is_the_budget_from_the_process_start_less_the_report():
+    assert budget_deadline(BudgetConfig(total_minutes=None)) is None
+    deadline = budget_deadline(BudgetConfig(total_minutes=10.0), report_minutes=0.5)
+    started = time.time() - 60 * process_minutes()
+    assert deadline == pytest.approx(started + 60 * 9.5, abs=2.0)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from correction_helpers import CountingEmbedder, HashWordEmbedder
 
 from invert.errors import DimensionMismatchError, InvertError
-from invert.inversion.evaluation import evaluate_methods
+from invert.inversion import evaluation
+from invert.inversion.evaluation import evaluate_methods, fitted_search_minutes
 from invert.inversion.metrics import token_f1
 from invert.inversion.search.edit_search import WordPrior, edit_search, guided_search
 from invert.models.bag_of_words import BagOfWordsInverter
@@ -91,6 +94,9 @@ class _WordGuesser:
 
     def predict_words(self, embeddings: torch.Tensor, top_k: int) -> list[list[str]]:
         return [row[:top_k] for row in PROPOSALS]
+
+    def generate_texts(self, embeddings: torch.Tensor, threshold: float, top_k: int) -> list[str]:
+        return [" ".join(row[:top_k]) for row in PROPOSALS]
 
 
 def test_guided_search_seeds_with_the_word_guess_and_climbs_from_it():
@@ -189,3 +195,30 @@ def test_weighted_proposals_draw_only_words_with_weight():
     assert f1[1] > f1[0], f1
     with pytest.raises(InvertError, match="one weight per proposal word"):
         _run(embedder, proposal_weights=[[1.0], [1.0]])
+
+
+def test_a_search_row_gets_its_share_of_what_the_deadline_leaves():
+    assert fitted_search_minutes(600, 2, 120, 4.0) == 4.0  # (600 - 120) / 2 s: all it asked for
+    assert fitted_search_minutes(600, 2, 240, 4.0) == pytest.approx(3.0)
+    assert fitted_search_minutes(600, 1, 0, None) == pytest.approx(10.0)
+    assert fitted_search_minutes(60, 1, 120, 4.0) == 0.0  # past it: the first round only
+
+
+def test_a_passed_deadline_leaves_each_search_row_its_first_round(monkeypatch):
+    embedder = _embedder()
+    targets = embedder.encode(TARGETS)
+    seen = []
+
+    def recording_search(*args, **kwargs):
+        result = guided_search(*args, **kwargs)
+        seen.append((args[5].max_minutes, result.rounds))
+        return result
+
+    monkeypatch.setattr(evaluation, "guided_search", recording_search)
+    search = {"rows": ["bag_of_words_search"], "num_rounds": 6, "edits_per_round": 4,
+              "gradient_edits": 0, "fluency_weight": 0.0, "max_minutes": 5.0}  # fmt: skip
+    late, _ = evaluate_methods(None, embedder, TARGETS, targets, bag_of_words=_WordGuesser(),
+                               search=search, deadline=time.time() - 1)  # fmt: skip
+    on_time, _ = evaluate_methods(None, embedder, TARGETS, targets, bag_of_words=_WordGuesser(), search=search)
+    assert seen == [(0.0, 1), (5.0, 6)]
+    assert on_time["bag_of_words_search"]["cosine"] > late["bag_of_words_search"]["cosine"]

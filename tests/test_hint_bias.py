@@ -9,7 +9,7 @@ import torch
 from helpers import TEXTS, fake_embeddings, tiny_inverter
 
 from invert.errors import InvertError
-from invert.models.hint_bias import HintCoverageBias, set_hint_bias
+from invert.models.hint_bias import DraftCopyBias, HintCoverageBias, set_draft_bias, set_hint_bias
 from invert.models.loading import load_inverter
 from invert.training.hints import fit_hint_heads
 
@@ -53,6 +53,23 @@ def written_tokens(inverter, embeddings):
     return [set(row.tolist()) for row in ids]
 
 
+def assert_pull_writes_them(inverter, embeddings, expected, set_pull, strength, folder):
+    """An unaided LM misses some of ``expected`` (a token set per text); pulled, it writes all,
+    and after a reload too; with the pull off it writes what it wrote unaided."""
+
+    def coverage(model):
+        written = written_tokens(model, embeddings)
+        return sum(len(e & w) for e, w in zip(expected, written, strict=True)) / sum(map(len, expected))
+
+    unaided = coverage(inverter)
+    set_pull(inverter, strength)
+    assert coverage(inverter) == 1.0 > unaided
+    inverter.save_pretrained(folder)
+    assert coverage(load_inverter(folder)) == 1.0
+    set_pull(inverter, 0.0)
+    assert coverage(inverter) == unaided
+
+
 def test_an_untrained_lm_writes_the_hinted_tokens_when_pulled(tmp_path):
     # The head, fit on the 8 texts, is sure of each text's tokens; an LM that never trained
     # writes them only when the bias pulls it there, and keeps the pull after a reload.
@@ -62,15 +79,45 @@ def test_an_untrained_lm_writes_the_hinted_tokens_when_pulled(tmp_path):
     probabilities = torch.sigmoid(inverter.hint_head(embeddings))
     sure = [set(inverter.hint_head.token_ids[row > 0.5].tolist()) for row in probabilities]
     assert all(sure)
+    assert_pull_writes_them(inverter, embeddings, sure, set_hint_bias, 20.0, tmp_path / "inverter")
 
-    def coverage(model):
-        written = written_tokens(model, embeddings)
-        return sum(len(s & w) for s, w in zip(sure, written, strict=True)) / sum(map(len, sure))
 
-    unaided = coverage(inverter)
-    set_hint_bias(inverter, 20.0)
-    assert coverage(inverter) == 1.0 > unaided
-    inverter.save_pretrained(tmp_path / "inverter")
-    assert coverage(load_inverter(tmp_path / "inverter")) == 1.0
-    set_hint_bias(inverter, 0.0)
-    assert coverage(inverter) == unaided
+def test_the_draft_pull_goes_to_unwritten_draft_tokens_except_padding():
+    drafts = torch.tensor([[4, 6, 0, 0], [6, 6, 2, 0]])  # 0 pads, 2 ends the text
+    bias = DraftCopyBias(drafts, vocab_size=8, strength=3.0, ignore_ids=(0, 2))
+    out = bias(torch.tensor([[6], [1]]), torch.zeros(2, 8))
+    assert out[0].tolist() == [0, 0, 0, 0, 3.0, 0, 0, 0]  # 6 is written already
+    assert out[1].tolist() == [0, 0, 0, 0, 0, 0, 3.0, 0]
+    with pytest.raises(InvertError, match="strength"):
+        DraftCopyBias(drafts, 8, strength=-1.0)
+
+
+def test_a_token_both_hinted_and_drafted_gets_the_larger_bonus():
+    hints = HintCoverageBias(torch.tensor([1, 2]), torch.tensor([[0.5, 0.9]]), 4, strength=1.0)
+    drafted = DraftCopyBias(torch.tensor([[2, 3]]), 4, strength=2.5)
+    out = hints.merged(drafted)(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, 4))[0]
+    assert out[1] == pytest.approx(math.log(0.5 / 0.05))
+    assert out[2] == pytest.approx(max(math.log(0.9 / 0.05), 2.5))
+    assert out[3] == 2.5 and out[0] == 0
+    with pytest.raises(InvertError, match="shapes"):
+        hints.merged(DraftCopyBias(torch.tensor([[1], [2]]), 4, strength=1.0))
+
+
+def test_the_draft_pull_needs_an_inverter_that_reads_drafts():
+    with pytest.raises(InvertError, match="draft_tokens"):
+        set_draft_bias(tiny_inverter(), 1.0)
+    with pytest.raises(InvertError, match=">= 0"):
+        set_draft_bias(tiny_inverter(draft_tokens=4), -1.0)
+    with pytest.raises(InvertError, match="draft_bias"):
+        tiny_inverter(draft_tokens=4, draft_bias=-2.0)
+
+
+def test_an_untrained_lm_writes_its_drafts_tokens_when_pulled(tmp_path):
+    # An LM that never trained ignores the draft it reads; the pull makes it write the draft's
+    # tokens (each text's nearest training text is itself), and the pull survives a reload.
+    inverter = tiny_inverter(draft_tokens=6)
+    embeddings = fake_embeddings()
+    inverter.set_draft_corpus(TEXTS, embeddings)
+    ignore = {inverter.config.hint_separator_id, inverter.tokenizer.eos_token_id}
+    drafted = [set(row.tolist()) - ignore for row in inverter.drafts(embeddings)]
+    assert_pull_writes_them(inverter, embeddings, drafted, set_draft_bias, 30.0, tmp_path / "inverter")

@@ -172,6 +172,9 @@ class EvalConfig:
             method's texts, and of the targets, is reported (None: not measured).
         hint_bias: A hinted prefix LM's decoding pull toward its hinted tokens
             (:mod:`invert.models.hint_bias`) for this evaluation (None: the inverter's own).
+        draft_bias: A drafted prefix LM's decoding pull toward its retrieved draft's tokens
+            (:class:`invert.models.hint_bias.DraftCopyBias`) for this evaluation (None: the
+            inverter's own).
     """
 
     num_examples: int = 200
@@ -185,3 +188,4 @@ class EvalConfig:
     search: SearchConfig | None = None
     fluency_lm: str | None = None
     hint_bias: float | None = None
+    draft_bias: float | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -25,6 +26,21 @@ from invert.models.nearest_neighbour import NearestNeighbourInverter
 
 logger = logging.getLogger(__name__)
 
+# The rows whose wall time a deadline can cap (their rounds stop early); the others run whole.
+CAPPED_ROWS = (Method.BAG_OF_WORDS_SEARCH, Method.INVERTER_SEARCH, Method.GUIDED_SEARCH)
+
+
+def fitted_search_minutes(
+    seconds_left: float, searches_left: int, later_seconds: float, configured: float | None
+) -> float:
+    """A search row's wall-time cap under a deadline: an equal share, among the search rows
+    still to run, of what the deadline leaves once the rows that cannot be capped (decoding,
+    rewriting, scoring) have their estimated time; never above ``configured`` (None: no cap of
+    its own). 0 means one round: a search always runs its first.
+    """
+    share = max(0.0, seconds_left - later_seconds) / max(1, searches_left) / 60
+    return share if configured is None else min(configured, share)
+
 
 def evaluate_methods(
     inverter: PreTrainedModel | None,
@@ -39,6 +55,7 @@ def evaluate_methods(
     bag_of_words: BagOfWordsInverter | None = None,
     search: SearchConfig | Mapping[str, Any] | None = None,
     fluency: ReferenceLM | None = None,
+    deadline: float | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
     """Reconstructs ``texts`` from ``embeddings`` with each method and scores every one.
 
@@ -62,6 +79,11 @@ def evaluate_methods(
             search rows); its ``bow`` block sets the bag-of-words row's threshold.
         fluency: A reference LM: each method gets ``perplexity`` of its texts and
             ``target_perplexity`` of the targets (None: neither).
+        deadline: ``time.time()`` by which every row should have ended (a budgeted run's,
+            :func:`invert.training.budget.budget_deadline`): each search row is then capped
+            at its share of the time left (:func:`fitted_search_minutes`), the rows after it
+            estimated from the decoding and scoring times measured so far (None: the
+            searches' own ``max_minutes``).
 
     Raises:
         InvertError: ``search.rows`` names an unknown row.
@@ -84,6 +106,26 @@ def evaluate_methods(
     word_lm = WordNgramLM.fit(baseline.texts) if shared_lm else None
     runs: dict[str, Any] = {}
     outputs: dict[str, list[str]] = {}
+    seconds_by_method: dict[str, float] = {}
+    scoring_seconds: list[float] = []
+
+    def row_search() -> SearchConfig:
+        """The search config for the row about to run, its cap fitted to the deadline."""
+        if deadline is None:
+            return search
+        pending = [m for m in runs if m not in outputs]  # the row about to run included
+        later = len(pending) * (sum(scoring_seconds) / len(scoring_seconds) if scoring_seconds else 0.0)
+        if Method.SENTENCE_REWRITE in pending:
+            # The greedy rewrite and each sampled one cost about one greedy decoding each.
+            later += (1 + search.sentence_samples) * seconds_by_method.get(Method.INVERTER, 0.0)
+        searches = sum(m in CAPPED_ROWS for m in pending)
+        minutes = fitted_search_minutes(deadline - time.time(), searches, later, search.max_minutes)
+        if search.max_minutes is None or minutes < search.max_minutes:
+            logger.info("budget: %s capped at %.1f minutes to end by the deadline (%.1f minutes left, "
+                        "%.1f estimated for the rows after it)", pending[0], minutes,
+                        (deadline - time.time()) / 60, later / 60)  # fmt: skip
+        return dataclasses.replace(search, max_minutes=minutes)
+
     if baseline is not None:
         runs[Method.NEAREST_NEIGHBOUR] = lambda: baseline.invert(embeddings)
     if bag_of_words is not None:
@@ -107,13 +149,13 @@ def evaluate_methods(
     if search is not None and bag_of_words is not None and Method.BAG_OF_WORDS_SEARCH in rows_wanted:
         # The ablation: the same search with no trained inverter (seeded by the word guess).
         runs[Method.BAG_OF_WORDS_SEARCH] = lambda: guided_search(
-            embeddings, embedder, None, None, bag_of_words, search, show_progress, word_lm=word_lm
+            embeddings, embedder, None, None, bag_of_words, row_search(), show_progress, word_lm=word_lm
         ).texts
     if search is not None and seeding is not None and Method.INVERTER_SEARCH in rows_wanted:
         # vec2text's recipe with a search for a corrector: the inverter's hypothesis, improved
         # with the embedder in the loop and the inverter proposing edits; nothing retrieved.
         runs[Method.INVERTER_SEARCH] = lambda: guided_search(
-            embeddings, embedder, outputs[seeding], None, bag_of_words, search, show_progress,
+            embeddings, embedder, outputs[seeding], None, bag_of_words, row_search(), show_progress,
             inverter=inverter, word_lm=word_lm,
         ).texts
     if Method.INVERTER_SEARCH in runs and Method.SENTENCE_REWRITE in rows_wanted:
@@ -128,12 +170,11 @@ def evaluate_methods(
     retrieval_or_inverter = seeding is not None or baseline is not None
     if search is not None and retrieval_or_inverter and Method.GUIDED_SEARCH in rows_wanted:
         runs[Method.GUIDED_SEARCH] = lambda: guided_search(
-            embeddings, embedder, outputs.get(seeding), baseline, bag_of_words, search,
+            embeddings, embedder, outputs.get(seeding), baseline, bag_of_words, row_search(),
             show_progress, inverter=inverter, word_lm=word_lm,
         ).texts
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = [{"target": t} for t in texts]
-    seconds_by_method: dict[str, float] = {}
     target_perplexity: float | None = None
     for method, run in runs.items():
         start = time.perf_counter()
@@ -143,6 +184,7 @@ def evaluate_methods(
             seconds += seconds_by_method[seeding]
         if method == Method.SENTENCE_REWRITE:  # charged for the search it rewrites
             seconds += seconds_by_method[Method.INVERTER_SEARCH] + seconds_by_method[seeding]
+        scoring_started = time.perf_counter()
         scorable = embedder.embeds_new_text
         metrics, per_example = reconstruction_metrics(
             predictions, texts, target_embeddings=embeddings if scorable else None,
@@ -156,6 +198,7 @@ def evaluate_methods(
             metrics["perplexity"] = fluency.perplexity(fluent) if fluent else None
             metrics["target_perplexity"] = target_perplexity
         metrics["seconds_per_100"] = 100 * seconds / len(texts)
+        scoring_seconds.append(time.perf_counter() - scoring_started)
         results[str(method)] = metrics
         for row, example in zip(rows, per_example, strict=True):
             row[str(method)] = example["prediction"]

@@ -24,7 +24,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, Pre
 
 from invert.errors import InvertError
 from invert.models.base import InverterMixin
-from invert.models.hint_bias import HintCoverageBias
+from invert.models.hint_bias import CoverageBias, DraftCopyBias, HintCoverageBias
 from invert.models.projection import EmbeddingProjection
 from invert.models.retrieved_draft import RetrievedDraftIndex
 from invert.models.token_bag import TokenBagHead
@@ -59,6 +59,8 @@ class PrefixLMInverterConfig(PretrainedConfig):
         draft_tokens: Tokens of the retrieved draft the LM reads after the hints (0: none).
         draft_corpus_size: Texts in the draft index (set when it is filled, so a saved model
             reloads with buffers of the right size).
+        draft_bias: At decoding, nats of bonus for each draft token not yet written
+            (:class:`invert.models.hint_bias.DraftCopyBias`; 0: none).
     """
 
     model_type = "invert_prefix_lm"
@@ -89,6 +91,7 @@ class PrefixLMInverterConfig(PretrainedConfig):
         hint_bias_floor: float = 0.05,
         draft_tokens: int = 0,
         draft_corpus_size: int = 0,
+        draft_bias: float = 0.0,
         **kwargs: Any,
     ) -> None:
         if tuning not in TUNINGS:
@@ -108,9 +111,12 @@ class PrefixLMInverterConfig(PretrainedConfig):
         if hint_bias < 0 or not 0 < hint_bias_floor < 1:
             raise InvertError(f"need hint_bias >= 0 and 0 < hint_bias_floor < 1, got {hint_bias}, {hint_bias_floor}")
         self.hint_bias, self.hint_bias_floor = hint_bias, hint_bias_floor
-        if draft_tokens < 0 or draft_corpus_size < 0:
-            raise InvertError(f"need draft_tokens >= 0 and draft_corpus_size >= 0, got {draft_tokens}, {draft_corpus_size}")
-        self.draft_tokens, self.draft_corpus_size = draft_tokens, draft_corpus_size
+        if draft_tokens < 0 or draft_corpus_size < 0 or draft_bias < 0:
+            raise InvertError(
+                f"need draft_tokens >= 0, draft_corpus_size >= 0 and draft_bias >= 0, got "
+                f"{draft_tokens}, {draft_corpus_size}, {draft_bias}"
+            )
+        self.draft_tokens, self.draft_corpus_size, self.draft_bias = draft_tokens, draft_corpus_size, draft_bias
         super().__init__(**kwargs)
 
 
@@ -317,6 +323,16 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             self.config.hint_bias, self.config.hint_bias_floor,
         )
 
+    def draft_bias_processor(self, draft_ids: torch.Tensor | None) -> DraftCopyBias | None:
+        """The decoding pull toward the draft's tokens (None: no draft or ``draft_bias`` 0)."""
+        if draft_ids is None or self.config.draft_bias <= 0:
+            return None
+        ignore = (self.config.hint_separator_id, self.tokenizer.eos_token_id if self.tokenizer else None)
+        return DraftCopyBias(
+            draft_ids, self.lm.get_output_embeddings().weight.shape[0], self.config.draft_bias,
+            tuple(i for i in ignore if i is not None),
+        )
+
     def _generate_ids(
         self,
         embeddings: torch.Tensor,
@@ -328,12 +344,15 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         # hint_ids / hint_probabilities: hints and pull other than the head's (a rewrite,
         # invert.inversion.search.sentence_rewrites); None: the head's own. draft_ids: a draft
         # other than the index's nearest text.
+        if draft_ids is None and self.draft_index is not None:
+            draft_ids = self.drafts(embeddings)
         prefix = self.conditioning(embeddings, hint_ids, draft_ids)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
-        if (bias := self.hint_bias_processor(embeddings, hint_probabilities)) is not None:
+        biases = [self.hint_bias_processor(embeddings, hint_probabilities), self.draft_bias_processor(draft_ids)]
+        if biases := [b for b in biases if b is not None]:
             from transformers import LogitsProcessorList
 
+            bias: CoverageBias = biases[0] if len(biases) == 1 else biases[0].merged(biases[1])
             kwargs["logits_processor"] = LogitsProcessorList([*kwargs.get("logits_processor", []), bias])
         # With only inputs_embeds, decoder-only generate returns just the new tokens.
         return self.lm.generate(inputs_embeds=prefix, attention_mask=mask, **kwargs)
-

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 # Below this, a budgeted run still trains (and warns): an inverter that never trained reports
 # nothing worth its set-up.
 MIN_TRAINING_MINUTES = 1.0
+# Kept after the evaluation's deadline for what follows it: plots, the report, W&B's finish.
+REPORT_MINUTES = 0.25
 
 
 def process_minutes() -> float:
@@ -28,6 +30,21 @@ def process_minutes() -> float:
     import psutil
 
     return (time.time() - psutil.Process().create_time()) / 60
+
+
+def budget_deadline(budget: BudgetConfig, report_minutes: float = REPORT_MINUTES) -> float | None:
+    """The wall-clock time (``time.time()``) by which a budgeted run's evaluation should end:
+    the process's start plus ``budget.total_minutes``, less ``report_minutes`` (None: no budget).
+
+    The reserve is a fixed number of minutes, while decoding and rewriting take longer on a
+    slower machine; with the deadline the evaluation's capped rows (the searches) shrink to fit
+    instead of the run overrunning (:func:`invert.inversion.evaluation.fitted_search_minutes`).
+    """
+    if budget.total_minutes is None:
+        return None
+    import psutil
+
+    return psutil.Process().create_time() + 60 * (budget.total_minutes - report_minutes)
 
 
 def training_minutes(

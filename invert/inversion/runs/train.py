@@ -28,14 +28,14 @@ from invert.inversion.runs.preamble import (
     training_record,
 )
 from invert.models.bag_of_words import BagOfWordsInverter
-from invert.models.hint_bias import set_hint_bias
+from invert.models.hint_bias import set_draft_bias, set_hint_bias
 from invert.models.loading import load_inverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
 from invert.reporting.plots import plot_learning_curve, plot_metric_bars
 from invert.reporting.run_context import RunContext, open_run
 from invert.reporting.tracking import save_json
 from invert.training import Trainer, TrainerConfig
-from invert.training.budget import training_minutes
+from invert.training.budget import budget_deadline, training_minutes
 from invert.training.hints import fit_hint_heads
 from invert.training.inversion_data import PairDataset, pair_collator
 
@@ -124,7 +124,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     test = head(pairs["test"], evaluation.num_examples)
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     summary["metrics"], examples = _evaluate_and_report(
-        inverter, embedder, test, baseline, evaluation, run, bow
+        inverter, embedder, test, baseline, evaluation, run, bow, deadline=budget_deadline(budget)
     )
     summary[OPTIMIZED_KEY] = headline_metric(summary["metrics"], cfg.get("optimized_metric"))
     if any("train/loss" in h for h in result.history):  # none before the first logged step
@@ -153,6 +153,8 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     evaluation = from_mapping(EvalConfig, cfg["eval"], "eval")
     if evaluation.hint_bias is not None:
         set_hint_bias(inverter, evaluation.hint_bias)
+    if evaluation.draft_bias is not None:
+        set_draft_bias(inverter, evaluation.draft_bias)
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     metrics, examples = _evaluate_and_report(
         inverter, embedder, head(pairs[split], evaluation.num_examples),
@@ -174,14 +176,17 @@ def _evaluate_and_report(
     evaluation: EvalConfig,
     run: RunContext,
     bow: BagOfWordsInverter | None = None,
+    deadline: float | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, str]]]:
     """Scores every method, logs and saves them; returns the metrics and a few printable rows
-    (none when ``eval.log_examples`` is off: private corpora stay off the terminal too)."""
+    (none when ``eval.log_examples`` is off: private corpora stay off the terminal too).
+    ``deadline``: a budgeted run's end (:func:`invert.training.budget.budget_deadline`)."""
     metrics, rows = evaluate_methods(
         inverter, embedder, test.texts, test.embeddings, baseline,
         num_candidates=evaluation.num_candidates, num_beams=evaluation.num_beams,
         batch_size=evaluation.batch_size, bag_of_words=bow, search=evaluation.search,
         fluency=ReferenceLM(evaluation.fluency_lm) if evaluation.fluency_lm else None,
+        deadline=deadline,
     )
     best = best_method(metrics)
     for method, values in metrics.items():
