@@ -110,6 +110,8 @@ def test_the_draft_pull_needs_an_inverter_that_reads_drafts():
         set_draft_bias(tiny_inverter(draft_tokens=4), -1.0)
     with pytest.raises(InvertError, match="draft_bias"):
         tiny_inverter(draft_tokens=4, draft_bias=-2.0)
+    with pytest.raises(InvertError, match="draft_tokens > 0"):
+        tiny_inverter(draft_bias=2.0)
 
 
 def test_an_untrained_lm_writes_its_drafts_tokens_when_pulled(tmp_path):

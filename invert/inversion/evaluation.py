@@ -42,6 +42,19 @@ def fitted_search_minutes(
     return share if configured is None else min(configured, share)
 
 
+def later_rows_seconds(
+    pending: list[str], scoring_seconds: list[float], greedy_seconds: float, sentence_samples: int
+) -> float:
+    """What the rows still to run (``pending``, the one about to run included) need besides
+    their searches: each one's scoring (the mean so far), and a pending ``sentence_rewrite``'s
+    greedy rewrite and ``sentence_samples`` sampled ones, each about one greedy decoding."""
+    scoring = sum(scoring_seconds) / len(scoring_seconds) if scoring_seconds else 0.0
+    later = len(pending) * scoring
+    if Method.SENTENCE_REWRITE in pending:
+        later += (1 + sentence_samples) * greedy_seconds
+    return later
+
+
 def evaluate_methods(
     inverter: PreTrainedModel | None,
     embedder: Embedder,
@@ -109,22 +122,29 @@ def evaluate_methods(
     seconds_by_method: dict[str, float] = {}
     scoring_seconds: list[float] = []
 
-    def row_search() -> SearchConfig:
-        """The search config for the row about to run, its cap fitted to the deadline."""
-        if deadline is None:
-            return search
-        pending = [m for m in runs if m not in outputs]  # the row about to run included
-        later = len(pending) * (sum(scoring_seconds) / len(scoring_seconds) if scoring_seconds else 0.0)
-        if Method.SENTENCE_REWRITE in pending:
-            # The greedy rewrite and each sampled one cost about one greedy decoding each.
-            later += (1 + search.sentence_samples) * seconds_by_method.get(Method.INVERTER, 0.0)
-        searches = sum(m in CAPPED_ROWS for m in pending)
-        minutes = fitted_search_minutes(deadline - time.time(), searches, later, search.max_minutes)
-        if search.max_minutes is None or minutes < search.max_minutes:
-            logger.info("budget: %s capped at %.1f minutes to end by the deadline (%.1f minutes left, "
-                        "%.1f estimated for the rows after it)", pending[0], minutes,
-                        (deadline - time.time()) / 60, later / 60)  # fmt: skip
-        return dataclasses.replace(search, max_minutes=minutes)
+    searched: dict[str, tuple[float | None, int]] = {}  # row -> (its cap, rounds it ran)
+
+    def run_search(
+        method: Method, hypotheses: list[str] | None, retrieval: NearestNeighbourInverter | None, **kwargs: Any
+    ) -> list[str]:
+        """One search row (:func:`guided_search` from ``hypotheses`` and ``retrieval``), its cap
+        fitted to the deadline; records the cap and the rounds it ran."""
+        config = search
+        if deadline is not None:
+            pending = [m for m in runs if m not in outputs]  # this row included
+            later = later_rows_seconds(pending, scoring_seconds, seconds_by_method.get(Method.INVERTER, 0.0),
+                                       search.sentence_samples)  # fmt: skip
+            left = deadline - time.time()
+            minutes = fitted_search_minutes(left, sum(m in CAPPED_ROWS for m in pending), later, search.max_minutes)
+            if search.max_minutes is None or minutes < search.max_minutes:
+                log = logger.warning if left <= 0 else logger.info
+                log("budget: %s capped at %.1f minutes to end by the deadline (%.1f minutes left, %.1f "
+                    "estimated for the rows after it)", method, minutes, left / 60, later / 60)  # fmt: skip
+            config = dataclasses.replace(search, max_minutes=minutes)
+        result = guided_search(embeddings, embedder, hypotheses, retrieval, bag_of_words, config, show_progress,
+                               word_lm=word_lm, **kwargs)  # fmt: skip
+        searched[method] = (config.max_minutes, result.rounds)
+        return result.texts
 
     if baseline is not None:
         runs[Method.NEAREST_NEIGHBOUR] = lambda: baseline.invert(embeddings)
@@ -148,16 +168,13 @@ def evaluate_methods(
         raise InvertError(f"unknown search rows {sorted(unknown)}; known: {list(SEARCH_ROWS)}")
     if search is not None and bag_of_words is not None and Method.BAG_OF_WORDS_SEARCH in rows_wanted:
         # The ablation: the same search with no trained inverter (seeded by the word guess).
-        runs[Method.BAG_OF_WORDS_SEARCH] = lambda: guided_search(
-            embeddings, embedder, None, None, bag_of_words, row_search(), show_progress, word_lm=word_lm
-        ).texts
+        runs[Method.BAG_OF_WORDS_SEARCH] = lambda: run_search(Method.BAG_OF_WORDS_SEARCH, None, None)
     if search is not None and seeding is not None and Method.INVERTER_SEARCH in rows_wanted:
         # vec2text's recipe with a search for a corrector: the inverter's hypothesis, improved
         # with the embedder in the loop and the inverter proposing edits; nothing retrieved.
-        runs[Method.INVERTER_SEARCH] = lambda: guided_search(
-            embeddings, embedder, outputs[seeding], None, bag_of_words, row_search(), show_progress,
-            inverter=inverter, word_lm=word_lm,
-        ).texts
+        runs[Method.INVERTER_SEARCH] = lambda: run_search(
+            Method.INVERTER_SEARCH, outputs[seeding], None, inverter=inverter
+        )
     if Method.INVERTER_SEARCH in runs and Method.SENTENCE_REWRITE in rows_wanted:
         if getattr(inverter, "hint_head", None) is not None:
             # The search's words, written back as the hinted LM's sentences (closest kept).
@@ -169,10 +186,9 @@ def evaluate_methods(
             logger.info("sentence_rewrite left out: the inverter reads no word hints")
     retrieval_or_inverter = seeding is not None or baseline is not None
     if search is not None and retrieval_or_inverter and Method.GUIDED_SEARCH in rows_wanted:
-        runs[Method.GUIDED_SEARCH] = lambda: guided_search(
-            embeddings, embedder, outputs.get(seeding), baseline, bag_of_words, row_search(),
-            show_progress, inverter=inverter, word_lm=word_lm,
-        ).texts
+        runs[Method.GUIDED_SEARCH] = lambda: run_search(
+            Method.GUIDED_SEARCH, outputs.get(seeding), baseline, inverter=inverter
+        )
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = [{"target": t} for t in texts]
     target_perplexity: float | None = None
@@ -198,6 +214,8 @@ def evaluate_methods(
             metrics["perplexity"] = fluency.perplexity(fluent) if fluent else None
             metrics["target_perplexity"] = target_perplexity
         metrics["seconds_per_100"] = 100 * seconds / len(texts)
+        if method in searched:  # a row the clock may have cut short says by how much
+            metrics["search_max_minutes"], metrics["search_rounds"] = searched[method]
         scoring_seconds.append(time.perf_counter() - scoring_started)
         results[str(method)] = metrics
         for row, example in zip(rows, per_example, strict=True):

@@ -92,10 +92,11 @@ class DraftCopyBias(CoverageBias):
     ) -> None:
         if strength < 0:
             raise InvertError(f"need strength >= 0, got {strength}")
-        draft_ids = draft_ids.long().cpu()
-        bias = torch.zeros(len(draft_ids), vocab_size)
-        keep = ~torch.isin(draft_ids, torch.tensor(sorted(ignore_ids), dtype=torch.long))
-        rows = torch.arange(len(draft_ids)).unsqueeze(1).expand_as(draft_ids)
+        draft_ids = draft_ids.long()
+        device = draft_ids.device
+        bias = torch.zeros(len(draft_ids), vocab_size, device=device)
+        keep = ~torch.isin(draft_ids, torch.tensor(sorted(ignore_ids), dtype=torch.long, device=device))
+        rows = torch.arange(len(draft_ids), device=device).unsqueeze(1).expand_as(draft_ids)
         bias[rows[keep], draft_ids[keep]] = strength
         super().__init__(bias)
 

@@ -116,6 +116,8 @@ class PrefixLMInverterConfig(PretrainedConfig):
                 f"need draft_tokens >= 0, draft_corpus_size >= 0 and draft_bias >= 0, got "
                 f"{draft_tokens}, {draft_corpus_size}, {draft_bias}"
             )
+        if draft_bias > 0 and draft_tokens == 0:
+            raise InvertError(f"draft_bias={draft_bias} needs retrieved drafts: set draft_tokens > 0")
         self.draft_tokens, self.draft_corpus_size, self.draft_bias = draft_tokens, draft_corpus_size, draft_bias
         super().__init__(**kwargs)
 

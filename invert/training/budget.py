@@ -6,6 +6,11 @@ assuming: what came before training (loading, embedding the corpus from zero) ha
 taken what it took, what comes after it (evaluation, searches capped by their own
 ``max_minutes``) is reserved, and training gets the rest; its steps then follow from the
 machine's speed, and a time-clocked schedule (``train.schedule_clock=time``) still decays fully.
+The evaluation then works to the budget's deadline (:func:`budget_deadline`): where the reserve
+proves short, its searches run fewer rounds.
+
+Both count from the process's start, so the jobs of a sequential Hydra multirun after the first
+start with their budget spent: budget sweeps belong on a launcher that starts a process per job.
 """
 
 from __future__ import annotations

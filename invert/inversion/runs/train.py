@@ -122,6 +122,7 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
         run.tracker.finish()
         return summary
     test = head(pairs["test"], evaluation.num_examples)
+    _set_pulls(inverter, evaluation)  # after saving: the folder keeps the trained model's own
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     summary["metrics"], examples = _evaluate_and_report(
         inverter, embedder, test, baseline, evaluation, run, bow, deadline=budget_deadline(budget)
@@ -151,10 +152,7 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     split = cfg["split"]
     pairs = embedded_splits(data, embedder, inverter.tokenizer, dict.fromkeys(("train", split)))
     evaluation = from_mapping(EvalConfig, cfg["eval"], "eval")
-    if evaluation.hint_bias is not None:
-        set_hint_bias(inverter, evaluation.hint_bias)
-    if evaluation.draft_bias is not None:
-        set_draft_bias(inverter, evaluation.draft_bias)
+    _set_pulls(inverter, evaluation)
     bow = _search_bag_of_words(pairs["train"], embedder, evaluation, run)
     metrics, examples = _evaluate_and_report(
         inverter, embedder, head(pairs[split], evaluation.num_examples),
@@ -166,6 +164,14 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
     run.finish(summary)
     _print_summary(summary, examples)
     return summary
+
+
+def _set_pulls(inverter: Any, evaluation: EvalConfig) -> None:
+    """Applies ``eval.hint_bias`` / ``eval.draft_bias`` where given (None: the inverter's own)."""
+    if evaluation.hint_bias is not None:
+        set_hint_bias(inverter, evaluation.hint_bias)
+    if evaluation.draft_bias is not None:
+        set_draft_bias(inverter, evaluation.draft_bias)
 
 
 def _evaluate_and_report(
