@@ -121,7 +121,6 @@ def evaluate_methods(
     outputs: dict[str, list[str]] = {}
     seconds_by_method: dict[str, float] = {}
     scoring_seconds: list[float] = []
-
     searched: dict[str, tuple[float | None, int]] = {}  # row -> (its cap, rounds it ran)
 
     def run_search(
