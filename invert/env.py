@@ -6,8 +6,12 @@ fails. Users with internet opt in with ``INVERT_ALLOW_HUB=1`` (or ``HF_HUB_OFFLI
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 from invert.errors import HubUnavailableError
 
@@ -81,31 +85,95 @@ def configure_wandb_dirs(run_dir: str | Path) -> None:
         os.environ[var] = str(path)
 
 
+# bf16 autocast must beat fp32 by this much on the probe to be used on a CPU without AMX: the
+# probe is a small stand-in for a whole step, and a ratio near 1 could flip between runs.
+BF16_MIN_SPEEDUP = 1.25
+# Overrides the probe (``1``: bf16 where requested, ``0``: fp32), to pin a run's precision.
+BF16_ENV = "INVERT_CPU_BF16"
+
+
 def native_bf16(device: str = "cpu") -> bool:
     """True where bf16 autocast makes matrix products faster rather than slower.
 
-    On a CPU that takes AMX tiles: AVX512-BF16 alone only converts, and the bf16 autocast
-    around it (casts, unfused kernels) made SmolLM2 training steps slower than fp32 on such a
-    Xeon; on an AVX2-only CPU PyTorch emulates bf16, far slower still (docs/results.md).
+    On a GPU, where the device supports bf16. On a CPU with AMX tiles, always. On other CPUs it
+    depends on the chip and is measured once per process (:func:`cpu_bf16_speedup`): an
+    AVX2-only CPU emulates bf16 (a quick-start step 28x slower); a 2-core Xeon with AVX512-BF16
+    ran SmolLM2 steps at batch 8 slower than fp32, while a 2-core AMD EPYC with AVX512-BF16 ran
+    the quick start's steps and decoding ~1.4x faster (docs/results.md). ``INVERT_CPU_BF16=1``
+    or ``0`` overrides the measurement.
     """
     import torch
 
     if str(device).startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    if bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()):
+        return True
+    forced = os.environ.get(BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if "AVX512" not in torch.backends.cpu.get_cpu_capability():
+        return False  # emulated: far slower, and not worth timing
+    return cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_speedup(tokens: int = 256, width: int = 576, hidden: int = 1536) -> float:
+    """fp32 time over bf16-autocast time for a linear layer's forward and backward on this CPU.
+
+    The shape is one MLP projection of SmolLM2-135M at a small training batch. Each side
+    takes the best of 5 timings of 3 passes, after a warm-up, so a busy moment counts less.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(tokens, width, generator=generator)
+    weight = torch.randn(hidden, width, generator=generator, requires_grad=True)
+
+    def seconds(bf16: bool) -> float:
+        def passes() -> None:
+            for _ in range(3):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    y = torch.nn.functional.linear(x, weight)
+                y.float().square().mean().backward()
+                weight.grad = None
+
+        passes()
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            passes()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    speedup = seconds(False) / seconds(True)
+    logging.getLogger(__name__).info("bf16 autocast on this CPU: %.2fx fp32's speed", speedup)
+    return speedup
+
+
+def precision_context(precision: str, device: str | None = None) -> Any:
+    """``torch.autocast`` to bf16 on ``device``'s type if ``precision`` is ``bf16`` as resolved
+    by :func:`resolve_mixed_precision` (so fp32 where bf16 is slower), else a no-op context."""
+    import torch
+
+    device = default_device(device)
+    enabled = resolve_mixed_precision(precision, device) == "bf16"
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def resolve_mixed_precision(requested: str, device: str | None = None) -> str:
     """``requested`` (``no`` or ``bf16``), except that ``bf16`` becomes ``no``, with a
-    warning, where :func:`native_bf16` says bf16 would be emulated (and far slower) on
-    ``device`` (default: :func:`default_device`)."""
+    warning (once a process), where :func:`native_bf16` says bf16 autocast would be slower
+    than fp32 on ``device`` (default: :func:`default_device`)."""
     device = default_device(device)
     if requested == "bf16" and not native_bf16(device):
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "bf16 requested but this %s has no bf16 matrix hardware (AMX); running in fp32, "
-            "which is faster here than bf16 autocast", device
+        log = logging.getLogger(__name__)
+        (log.warning if device not in _WARNED_FP32 else log.debug)(
+            "bf16 requested but bf16 autocast is not faster than fp32 on this %s (measured, or "
+            "%s=0); running in fp32", device, BF16_ENV
         )
+        _WARNED_FP32.add(device)
         return "no"
     return requested
+
+
+_WARNED_FP32: set[str] = set()  # devices already warned that bf16 runs as fp32

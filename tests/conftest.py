@@ -13,6 +13,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# fp32 wherever a config asks for bf16, whatever this CPU's measured bf16 speed: the same test,
+# the same numbers on every CI machine (the probe has its own tests).
+os.environ.setdefault("INVERT_CPU_BF16", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -69,6 +69,25 @@ def test_search_reaches_the_target_only_with_gradient_edits(minilm):
     assert all(p != t for p, t in zip(plain.texts, TARGETS, strict=True))
 
 
+def test_search_under_bf16_autocast_still_reaches_the_target(minilm, monkeypatch):
+    # search.mixed_precision=bf16: candidates embedded and gradients taken under autocast; the
+    # scores it chooses by are kept in fp32, and it ends on the same texts.
+    from invert.env import precision_context
+
+    monkeypatch.setenv("INVERT_CPU_BF16", "1")  # bf16 whatever this CPU measures
+    targets = minilm.encode(TARGETS)
+    proposer = EmbedderGradientProposer(minilm, targets, num_edits=16, insertions=10)
+    with precision_context("bf16", "cpu"):
+        assert torch.is_autocast_enabled("cpu")
+        guided = edit_search(targets, minilm, [[s] for s in SEEDS], DISTRACTORS, proposer=proposer,
+                             num_rounds=3, edits_per_round=4, beam_width=1, seed=0)  # fmt: skip
+    assert guided.texts == TARGETS
+    assert min(guided.cosines) > 0.99
+    monkeypatch.setenv("INVERT_CPU_BF16", "0")
+    with precision_context("bf16", "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
 def test_combined_proposers_pool_their_edits():
     def first(examples, texts):
         return [[t + " one"] for t in texts]

@@ -124,6 +124,32 @@ def test_generate_keeps_training_mode(trained):
         model.eval()
 
 
+def test_bf16_decoding_runs_under_autocast_and_still_reconstructs(trained, monkeypatch):
+    _, model, _ = trained
+    seen: list[bool] = []
+    generate = model._generate_ids
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "_generate_ids", spy)
+    monkeypatch.setenv("INVERT_CPU_BF16", "1")  # bf16 as asked, whatever this CPU measures
+    try:
+        assert model.set_decoding_precision("bf16") == "bf16"
+        assert model.generate_texts(fake_embeddings()) == TEXTS
+        assert seen and all(seen)
+        monkeypatch.setenv("INVERT_CPU_BF16", "0")  # a CPU where bf16 is slower: fp32
+        assert model.set_decoding_precision("bf16") == "no"
+        seen.clear()
+        assert model.generate_texts(fake_embeddings()) == TEXTS
+        assert seen and not any(seen)
+        with pytest.raises(InvertError, match="'no' or 'bf16'"):
+            model.set_decoding_precision("fp16")
+    finally:
+        model.decoding_precision = "no"
+
+
 # --- tuning regimes ----------------------------------------------------------------------
 
 

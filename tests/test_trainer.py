@@ -289,20 +289,51 @@ def test_second_trainer_in_process_may_change_precision(tmp_path, fresh_accelera
     assert trainer.accelerator.mixed_precision == "bf16"
 
 
-def test_bf16_falls_back_to_fp32_where_only_emulated(tmp_path, fresh_accelerate_state, monkeypatch, caplog):
-    # AVX512-BF16 without AMX: bf16 autocast is slower than fp32 there, so it counts as no.
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+def test_bf16_falls_back_to_fp32_where_not_faster(tmp_path, fresh_accelerate_state, monkeypatch, caplog):
+    # No AMX, and the probe finds bf16 autocast no faster than fp32 (an emulating CPU, or a
+    # Xeon whose AVX512-BF16 only converts): bf16 counts as no.
+    monkeypatch.delenv("INVERT_CPU_BF16", raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(invert.env, "cpu_bf16_speedup", lambda: 0.6)
+    monkeypatch.setattr(invert.env, "_WARNED_FP32", set())  # warned once a process
     assert not invert.env.native_bf16("cpu")
     with caplog.at_level(logging.WARNING, logger="invert.env"):
         trainer = make_trainer(tiny_inverter("prefix_lm"), tmp_path, max_steps=1, mixed_precision="bf16")
     assert trainer.accelerator.mixed_precision == "no"
     assert trainer.config.mixed_precision == "no"  # what ran is what is recorded
-    assert "no bf16 matrix hardware" in caplog.text
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert "not faster than fp32" in caplog.text
+    # Measured faster (an AMD EPYC with AVX512-BF16): bf16 as asked.
+    monkeypatch.setattr(invert.env, "cpu_bf16_speedup", lambda: 1.8)
     assert invert.env.native_bf16("cpu")
     assert invert.env.resolve_mixed_precision("bf16") == "bf16"
     assert invert.env.resolve_mixed_precision("no") == "no"
+    # AVX2 only: emulated, so no, without timing anything.
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not invert.env.native_bf16("cpu")
+    # AMX: yes, whatever the probe.
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(invert.env, "cpu_bf16_speedup", lambda: 0.6)
+    assert invert.env.native_bf16("cpu")
+
+
+def test_bf16_override_pins_the_precision(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(invert.env, "cpu_bf16_speedup", lambda: 1.8)
+    monkeypatch.setenv("INVERT_CPU_BF16", "0")
+    assert invert.env.resolve_mixed_precision("bf16") == "no"
+    monkeypatch.setattr(invert.env, "cpu_bf16_speedup", lambda: 0.6)
+    monkeypatch.setenv("INVERT_CPU_BF16", "1")
+    assert invert.env.resolve_mixed_precision("bf16") == "bf16"
+    assert invert.env.resolve_mixed_precision("no") == "no"  # never turns fp32 into bf16
+
+
+def test_cpu_bf16_probe_measures_a_ratio():
+    # A small shape: an AVX2-only CI machine emulates bf16 slowly.
+    speedup = invert.env.cpu_bf16_speedup(tokens=8, width=16, hidden=32)
+    assert speedup > 0
+    assert invert.env.cpu_bf16_speedup(tokens=8, width=16, hidden=32) == speedup  # once per process
 
 
 @pytest.mark.gpu

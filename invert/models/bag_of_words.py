@@ -94,12 +94,14 @@ class BagOfWordsInverter(nn.Module):
         batch_size: int = 256,
         lr: float = 1e-3,
         seed: int = 0,
+        mixed_precision: str = "no",
     ) -> list[float]:
-        """Trains with BCE (Adam, seeded shuffles); returns the mean loss per epoch."""
+        """Trains with BCE (Adam, seeded shuffles); returns the mean loss per epoch.
+        ``mixed_precision``: as :func:`~invert.models.multilabel.fit_multilabel`'s."""
         emb = check_embeddings(embeddings, self.embedding_dim, self._source())
         labels = self.targets(texts)
         self.repeat_rates.copy_(self._repeat_rates(texts))
-        return fit_multilabel(self, emb, labels, epochs, batch_size, lr, seed)
+        return fit_multilabel(self, emb, labels, epochs, batch_size, lr, seed, mixed_precision)
 
     def _repeat_rates(self, texts: Sequence[str]) -> torch.Tensor:
         present, at_least = torch.zeros(len(self.vocabulary)), torch.zeros(len(self.vocabulary), REPEATS)

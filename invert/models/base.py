@@ -23,6 +23,20 @@ class InverterMixin:
     """
 
     tokenizer: PreTrainedTokenizerBase | None = None
+    # ``bf16``: decode under bf16 autocast (:meth:`set_decoding_precision`); ``no``: fp32.
+    decoding_precision: str = "no"
+
+    def set_decoding_precision(self, requested: str) -> str:
+        """Decodes under bf16 autocast from now on if ``requested`` is ``bf16`` and bf16 is
+        faster than fp32 on this inverter's device (:func:`invert.env.resolve_mixed_precision`);
+        ``no``: fp32. Returns what it will use."""
+        from invert.env import resolve_mixed_precision
+
+        if requested not in ("no", "bf16"):
+            raise InvertError(f"decoding precision must be 'no' or 'bf16', got {requested!r}")
+        device = next(self.parameters()).device
+        self.decoding_precision = resolve_mixed_precision(requested, str(device))
+        return self.decoding_precision
 
     def check_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Validates embeddings against the embedder this inverter was trained on."""
@@ -70,17 +84,19 @@ class InverterMixin:
         device = next(self.parameters()).device
         texts: list[str] = []
         starts = range(0, len(emb), batch_size)
+        bf16 = self.decoding_precision == "bf16"
         for start in tqdm(starts, desc="generating", disable=not show_progress):
-            ids = self._generate_ids(
-                emb[start : start + batch_size].to(device),
-                num_beams=num_beams,
-                num_return_sequences=num_return_sequences,
-                do_sample=do_sample,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-                **generate_kwargs,
-            )
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                ids = self._generate_ids(
+                    emb[start : start + batch_size].to(device),
+                    num_beams=num_beams,
+                    num_return_sequences=num_return_sequences,
+                    do_sample=do_sample,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                    **generate_kwargs,
+                )
             texts.extend(t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True))
         self.train(was_training)
         if num_return_sequences == 1:

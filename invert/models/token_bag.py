@@ -72,14 +72,17 @@ class TokenBagHead(nn.Module):
         epochs: int = 10,
         lr: float = 2e-3,
         seed: int = 0,
+        mixed_precision: str = "no",
     ) -> list[float]:
-        """Sets the vocabulary from ``token_lists`` and trains on them (BCE); per-epoch losses."""
+        """Sets the vocabulary from ``token_lists`` and trains on them (BCE); per-epoch losses.
+        ``mixed_precision``: as :func:`~invert.models.multilabel.fit_multilabel`'s."""
         if len(token_lists) != len(embeddings):
             raise InvertError(f"{len(token_lists)} token lists for {len(embeddings)} embeddings")
         self.set_vocabulary(token_lists)
         self.requires_grad_(True)
         losses = fit_multilabel(
-            self, embeddings.float(), self.targets(token_lists), epochs, lr=lr, seed=seed
+            self, embeddings.float(), self.targets(token_lists), epochs, lr=lr, seed=seed,
+            mixed_precision=mixed_precision,
         )
         self.requires_grad_(False)
         return losses

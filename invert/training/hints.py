@@ -30,6 +30,7 @@ def fit_hint_heads(
     epochs: int = 10,
     lr: float = 2e-3,
     seed: int = 0,
+    mixed_precision: str = "no",
 ) -> torch.Tensor:
     """Fits ``inverter.hint_head`` on all pairs; returns each pair's out-of-fold hints.
 
@@ -42,6 +43,8 @@ def fit_hint_heads(
         epochs: Passes over the pairs for each head.
         lr: Adam learning rate of each head.
         seed: Seeds the fold split, the heads' initialization and their batches.
+        mixed_precision: ``bf16`` fits the heads under bf16 autocast where that is faster
+            (:func:`~invert.models.multilabel.fit_multilabel`).
 
     Returns:
         ``[len(texts), hint_tokens]`` LM token ids: row i from a head that never saw pair i.
@@ -72,13 +75,14 @@ def fit_hint_heads(
             config.embedder_dim, config.hint_vocabulary, config.hint_hidden_dim
         )
         fold_head.fit(
-            [token_lists[i] for i in kept.tolist()], embeddings[kept], epochs, lr, seed + 1 + fold
+            [token_lists[i] for i in kept.tolist()], embeddings[kept], epochs, lr, seed + 1 + fold,
+            mixed_precision,
         )
         hints[held] = fold_head.top_tokens(embeddings[held], config.hint_tokens).cpu()
     torch.manual_seed(seed)
     device = head.token_ids.device
     head.to("cpu")
-    losses = head.fit(token_lists, embeddings, epochs, lr, seed)
+    losses = head.fit(token_lists, embeddings, epochs, lr, seed, mixed_precision)
     head.to(device)
     logger.info("hint heads: %d folds + the full head, final loss %.4f, %.0f s",
                 folds, losses[-1], time.perf_counter() - start)  # fmt: skip

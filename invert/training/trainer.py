@@ -85,7 +85,8 @@ class Trainer:
             raise InvertError("schedule_clock='time' needs max_minutes (the schedule's length)")
         if len(dataset) == 0:
             raise InvertError("the training set is empty; check the corpus and its filters")
-        # bf16 autocast without AMX (emulated, or AVX512-BF16 alone) is slower than fp32: fall back.
+        # bf16 autocast is slower than fp32 on many CPUs (emulated, or AVX512-BF16 that only
+        # converts): fall back where this one measures so (invert.env.native_bf16).
         config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision))
         self.config, self.tracker, self.eval_fn = config, tracker or Tracker(), eval_fn
         _reset_precision_if_changed(config.mixed_precision)

@@ -71,6 +71,7 @@ def fit_bag_of_words(
     config: BagOfWordsConfig,
     seed: int,
     save_to: str | Path | None = None,
+    mixed_precision: str = "no",
 ) -> BagOfWordsInverter:
     """Fits the bag-of-words model (arXiv 2004.00053) on the training pairs.
 
@@ -80,12 +81,15 @@ def fit_bag_of_words(
         config: Width, vocabulary, epochs and learning rate.
         seed: Seeds its initialization and batches.
         save_to: Also write it there (a ``.safetensors`` file).
+        mixed_precision: ``bf16`` fits it under bf16 autocast where that is faster
+            (:func:`~invert.models.multilabel.fit_multilabel`).
     """
     start = time.perf_counter()
     bow = BagOfWordsInverter.build(
         train.texts, embedder.dim, config.hidden_dim, config.max_vocabulary, embedder.name, seed
     )
-    losses = bow.fit(train.texts, train.embeddings, epochs=config.epochs, lr=config.lr, seed=seed)
+    losses = bow.fit(train.texts, train.embeddings, epochs=config.epochs, lr=config.lr, seed=seed,
+                     mixed_precision=mixed_precision)  # fmt: skip
     if save_to is not None:
         bow.save(save_to)
     logger.info("bag-of-words model: %d words, loss %.4f, %.0f s",

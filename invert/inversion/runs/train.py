@@ -80,7 +80,8 @@ def run_inversion_experiment(cfg: dict[str, Any]) -> dict[str, Any]:
     if getattr(inverter, "hint_head", None) is not None:
         config = inverter.config
         hints = fit_hint_heads(inverter, pairs["train"].texts, pairs["train"].embeddings,
-                               config.hint_folds, config.hint_epochs, seed=run.seed)  # fmt: skip
+                               config.hint_folds, config.hint_epochs, seed=run.seed,
+                               mixed_precision=cfg["train"].get("mixed_precision", "no"))  # fmt: skip
     drafts = None
     if getattr(inverter, "draft_index", None) is not None:
         drafts = inverter.set_draft_corpus(pairs["train"].texts, pairs["train"].embeddings)
@@ -167,7 +168,11 @@ def evaluate_saved_inverter(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _set_pulls(inverter: Any, evaluation: EvalConfig) -> None:
-    """Applies ``eval.hint_bias`` / ``eval.draft_bias`` where given (None: the inverter's own)."""
+    """Applies ``eval.hint_bias`` / ``eval.draft_bias`` where given (None: the inverter's own)
+    and ``eval.mixed_precision`` to its decoding."""
+    precision = inverter.set_decoding_precision(evaluation.mixed_precision)
+    if precision != evaluation.mixed_precision:
+        logger.info("decoding the inverter in %s", "fp32" if precision == "no" else precision)
     if evaluation.hint_bias is not None:
         set_hint_bias(inverter, evaluation.hint_bias)
     if evaluation.draft_bias is not None:
@@ -224,7 +229,8 @@ def _search_bag_of_words(
     config = evaluation.search.bow
     if not config.enabled:
         return None
-    return fit_bag_of_words(train, embedder, config, run.seed, run.run_dir / "bag_of_words.safetensors")
+    return fit_bag_of_words(train, embedder, config, run.seed, run.run_dir / "bag_of_words.safetensors",
+                            evaluation.search.mixed_precision)  # fmt: skip
 
 
 def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> None:

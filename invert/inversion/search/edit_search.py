@@ -38,6 +38,7 @@ from transformers import PreTrainedModel
 
 from invert.configs import SearchConfig, from_mapping
 from invert.embedders.base import Embedder, check_embeddings
+from invert.env import precision_context
 from invert.errors import InvertError
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer
 from invert.inversion.search.inverter_edits import InverterEditProposer
@@ -366,11 +367,14 @@ def guided_search(
     prior = None
     if bag_of_words is not None and search.word_prior_weight > 0:
         prior = WordPrior.from_bag_of_words(bag_of_words, embeddings, seeds, search.word_prior_weight)
-    return edit_search(
-        embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient, rewriter),
-        word_prior=prior, proposal_weights=weights, num_rounds=search.num_rounds,
-        edits_per_round=search.edits_per_round, beam_width=search.beam_width,
-        early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
-        word_lm=word_lm, fluency_weight=search.fluency_weight, max_minutes=search.max_minutes,
-        deletions_per_round=search.deletions_per_round,
-    )  # fmt: skip
+    if search.mixed_precision not in ("no", "bf16"):
+        raise InvertError(f"search.mixed_precision must be 'no' or 'bf16', got {search.mixed_precision!r}")
+    with precision_context(search.mixed_precision):
+        return edit_search(
+            embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient, rewriter),
+            word_prior=prior, proposal_weights=weights, num_rounds=search.num_rounds,
+            edits_per_round=search.edits_per_round, beam_width=search.beam_width,
+            early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
+            word_lm=word_lm, fluency_weight=search.fluency_weight, max_minutes=search.max_minutes,
+            deletions_per_round=search.deletions_per_round,
+        )  # fmt: skip
