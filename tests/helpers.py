@@ -25,6 +25,17 @@ TEXTS = [
     "bright stars shine above",
     "old books smell sweet",
 ]
+# One word of each text swapped for a word of another text (what an edit should fix).
+CORRUPTED_TEXTS = [
+    "the dog sat on the mat",
+    "a dog barked at sea",
+    "rain fell over the river",
+    "she sold old shells",
+    "rain is in france",
+    "the river runs to the mat",
+    "bright books shine above",
+    "old books smell bright",
+]
 
 TINY_LLAMA: dict[str, Any] = dict(
     model_type="llama",

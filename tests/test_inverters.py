@@ -8,6 +8,7 @@ import pytest
 import torch
 from correction_helpers import HashWordEmbedder
 from helpers import (
+    CORRUPTED_TEXTS,
     EMBED_DIM,
     EMBEDDER_NAME,
     TEXTS,
@@ -342,17 +343,7 @@ def test_nearest_neighbour_wrong_dim_names_index():
 
 # --- the inverter as an edit proposer ----------------------------------------------------
 
-# One word of each memorized text swapped for a word of another text.
-CORRUPTED = [
-    "the dog sat on the mat",
-    "a dog barked at sea",
-    "rain fell over the river",
-    "she sold old shells",
-    "rain is in france",
-    "the river runs to the mat",
-    "bright books shine above",
-    "old books smell bright",
-]
+CORRUPTED = CORRUPTED_TEXTS
 
 
 def test_inverter_edit_proposals_contain_the_fix_of_a_wrong_word(trained):

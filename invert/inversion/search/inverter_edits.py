@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 from invert.env import resolve_mixed_precision
 from invert.errors import InvertError
 from invert.models.base import tokenize_targets
+from invert.models.conditioning_cache import ConditioningCache
 
 
 class InverterEditProposer:
@@ -79,6 +80,9 @@ class InverterEditProposer:
             raise InvertError(f"got {len(words)} rows of words for {len(self.embeddings)} targets")
         self.words = None if words is None else [list(dict.fromkeys(w for w in row if w.strip())) for row in words]
         self._first_token: dict[tuple[str, bool], int] = {}
+        # A prefix LM's conditioning is the same every round: its keys and values are kept.
+        self.conditioning = ConditioningCache(inverter, self.embeddings, batch_size) \
+            if ConditioningCache.supports(inverter) else None  # fmt: skip
         self._cache: dict[tuple[int, str], list[str]] = {}
 
     @torch.no_grad()
@@ -102,7 +106,10 @@ class InverterEditProposer:
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             index = torch.as_tensor([i for i, _ in chunk])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits = self.inverter.token_logits(self.embeddings[index].to(device), ids, mask)
+                if self.conditioning is not None:
+                    logits = self.conditioning.token_logits(index.tolist(), ids, mask)
+                else:
+                    logits = self.inverter.token_logits(self.embeddings[index].to(device), ids, mask)
             self.calls += 1
             log_probs = logits.float().log_softmax(-1)
             edits = self._edits(log_probs, ids, mask) if self.token_edits else [[] for _ in rows]
