@@ -95,8 +95,9 @@ BF16_ENV = "INVERT_CPU_BF16"
 def native_bf16(device: str = "cpu") -> bool:
     """True where bf16 autocast makes matrix products faster rather than slower.
 
-    On a GPU, where the device supports bf16. On a CPU with AMX tiles, always. On other CPUs it
-    depends on the chip and is measured once per process (:func:`cpu_bf16_speedup`): an
+    On a GPU, where the device supports bf16. On a CPU with AMX tiles, always. On other CPUs
+    with AVX-512 it depends on the chip and is measured once per process
+    (:func:`cpu_bf16_speedup`); without AVX-512 never: an
     AVX2-only CPU emulates bf16 (a quick-start step 28x slower); a 2-core Xeon with AVX512-BF16
     ran SmolLM2 steps at batch 8 slower than fp32, while a 2-core AMD EPYC with AVX512-BF16 ran
     the quick start's steps and decoding ~1.4x faster (docs/results.md). ``INVERT_CPU_BF16=1``
@@ -106,11 +107,11 @@ def native_bf16(device: str = "cpu") -> bool:
 
     if str(device).startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    forced = os.environ.get(BF16_ENV, "").strip()
+    if forced in ("0", "1"):  # pins the precision on every CPU, AMX ones too
+        return forced == "1"
     if bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()):
         return True
-    forced = os.environ.get(BF16_ENV, "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
     if "AVX512" not in torch.backends.cpu.get_cpu_capability():
         return False  # emulated: far slower, and not worth timing
     return cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
@@ -125,29 +126,35 @@ def cpu_bf16_speedup(tokens: int = 256, width: int = 576, hidden: int = 1536) ->
     """
     import torch
 
+    # The first caller may be decoding under no_grad or inference_mode: the probe needs grads.
+    with torch.inference_mode(False), torch.enable_grad():
+        speedup = _linear_seconds(tokens, width, hidden, False) / _linear_seconds(tokens, width, hidden, True)
+    logging.getLogger(__name__).info("bf16 autocast on this CPU: %.2fx fp32's speed", speedup)
+    return speedup
+
+
+def _linear_seconds(tokens: int, width: int, hidden: int, bf16: bool) -> float:
+    """Best of 5 timings of 3 forward and backward passes of one linear layer, after a warm-up."""
+    import torch
+
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(tokens, width, generator=generator)
     weight = torch.randn(hidden, width, generator=generator, requires_grad=True)
 
-    def seconds(bf16: bool) -> float:
-        def passes() -> None:
-            for _ in range(3):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    y = torch.nn.functional.linear(x, weight)
-                y.float().square().mean().backward()
-                weight.grad = None
+    def passes() -> None:
+        for _ in range(3):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                y = torch.nn.functional.linear(x, weight)
+            y.float().square().mean().backward()
+            weight.grad = None
 
+    passes()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
         passes()
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            passes()
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    speedup = seconds(False) / seconds(True)
-    logging.getLogger(__name__).info("bf16 autocast on this CPU: %.2fx fp32's speed", speedup)
-    return speedup
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def precision_context(precision: str, device: str | None = None) -> Any:

@@ -121,3 +121,21 @@ def test_the_draft_index_saves_and_reloads_with_the_inverter(copier, tmp_path):
 def test_a_negative_draft_length_is_refused():
     with pytest.raises(InvertError, match="draft_tokens"):
         tiny_inverter(draft_tokens=-1)
+
+
+def test_drafts_are_chosen_in_fp32_under_autocast(monkeypatch):
+    # bf16 decoding must retrieve the draft the LM trained with: bf16 cosines tie near neighbours.
+    inverter = tiny_inverter(draft_tokens=DRAFT)
+    inverter.set_draft_corpus(TEXTS, fake_embeddings())
+    seen = []
+    nearest = inverter.draft_index.drafts
+
+    def spy(embeddings, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), embeddings.dtype))
+        return nearest(embeddings, **kwargs)
+
+    monkeypatch.setattr(inverter.draft_index, "drafts", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = inverter.drafts(fake_embeddings())
+    assert seen == [(False, torch.float32)]
+    assert torch.equal(under_autocast, inverter.drafts(fake_embeddings()))

@@ -327,6 +327,10 @@ def test_bf16_override_pins_the_precision(monkeypatch):
     monkeypatch.setenv("INVERT_CPU_BF16", "1")
     assert invert.env.resolve_mixed_precision("bf16") == "bf16"
     assert invert.env.resolve_mixed_precision("no") == "no"  # never turns fp32 into bf16
+    # It pins an AMX CPU too (the test suite runs fp32 on every machine).
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setenv("INVERT_CPU_BF16", "0")
+    assert invert.env.resolve_mixed_precision("bf16") == "no"
 
 
 def test_cpu_bf16_probe_measures_a_ratio():
@@ -334,6 +338,11 @@ def test_cpu_bf16_probe_measures_a_ratio():
     speedup = invert.env.cpu_bf16_speedup(tokens=8, width=16, hidden=32)
     assert speedup > 0
     assert invert.env.cpu_bf16_speedup(tokens=8, width=16, hidden=32) == speedup  # once per process
+    # Its first caller may be decoding: it times backward passes under no_grad and inference_mode too.
+    with torch.no_grad():
+        assert invert.env.cpu_bf16_speedup(tokens=8, width=16, hidden=24) > 0
+    with torch.inference_mode():
+        assert invert.env.cpu_bf16_speedup(tokens=8, width=16, hidden=16) > 0
 
 
 @pytest.mark.gpu

@@ -79,10 +79,11 @@ class SearchConfig:
         deletions_per_round: One-word deletions tried per kept text (None: all; each costs an
             embedding).
         mixed_precision: ``bf16`` runs the search's forward passes (candidate embeddings, the
-            embedder's gradient, the inverter's proposals and rewrites) under bf16 autocast
-            where that is faster than fp32 (:func:`invert.env.resolve_mixed_precision`): more
-            rounds in the same minutes, with cosines off by ~1e-3 while choosing. The texts it
-            returns are scored in fp32 by the evaluation. ``no``: fp32.
+            embedder's gradient, the inverter's proposals) under bf16 autocast where that is
+            faster than fp32 (:func:`invert.env.resolve_mixed_precision`): more rounds in the
+            same minutes, with cosines off by ~1e-3 while choosing. The texts it returns are
+            scored in fp32 by the evaluation. ``no``: fp32. The inverter's decodings (seeds,
+            rewrites) follow its own precision (``eval.mixed_precision``).
         seed: Seed of the random edits.
         bow: The bag-of-words model the search proposes words with.
     """

@@ -88,7 +88,7 @@ def run_inverter_benchmark(
     propose_rate = generate_n / (time.perf_counter() - start)
     # A later round: new texts of the same examples, whose conditioning a prefix LM has cached.
     start = time.perf_counter()
-    proposer(range(generate_n), [texts[(i + generate_n) % len(texts)] for i in range(generate_n)])
+    proposer(range(generate_n), [texts[(i + 1) % generate_n] for i in range(generate_n)])
     later_rate = generate_n / (time.perf_counter() - start)
     report: dict[str, Any] = {
         "device": "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads",

@@ -72,6 +72,12 @@ class ConditioningCache:
         examples = [int(i) for i in examples]
         if len(examples) != len(input_ids):
             raise InvertError(f"got {len(examples)} example indices for {len(input_ids)} texts")
+        if not examples:
+            raise InvertError("no texts to read: pass at least one example index and text")
+        if self.inverter.training:  # dropout would stay in the cached states for good
+            raise InvertError(
+                "the conditioning cache needs the inverter in eval mode (inverter.eval())"
+            )
         self._fill([i for i in dict.fromkeys(examples) if i not in self._states])
         states = [self._states[i] for i in examples]
         layers = len(states[0][0])

@@ -213,13 +213,16 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
         """``[n, hint_tokens]`` LM token ids the hint head reads off ``embeddings`` (None: no head)."""
         if self.hint_head is None:
             return None
-        return self.hint_head.top_tokens(embeddings, self.config.hint_tokens)
+        # Chosen in fp32 under any autocast, as in training: bf16 scores tie near neighbours.
+        with torch.autocast(embeddings.device.type, enabled=False):
+            return self.hint_head.top_tokens(embeddings.float(), self.config.hint_tokens)
 
     def drafts(self, embeddings: torch.Tensor) -> torch.Tensor | None:
         """``[n, draft_tokens]`` token ids of each embedding's nearest training text (None: no index)."""
         if self.draft_index is None:
             return None
-        return self.draft_index.drafts(embeddings)
+        with torch.autocast(embeddings.device.type, enabled=False):  # fp32, as in hints()
+            return self.draft_index.drafts(embeddings.float())
 
     def set_draft_corpus(self, texts: list[str], embeddings: torch.Tensor) -> torch.Tensor:
         """Indexes the training pairs as drafts; returns each pair's leave-one-out draft ids.

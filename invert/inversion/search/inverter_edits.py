@@ -41,9 +41,9 @@ class InverterEditProposer:
             the inverter then also places them, replacing or inserting before the words
             where it finds each likeliest (the ``num_edits`` best (word, place) pairs).
         token_edits: Propose the free-vocabulary token fixes (False: only place ``words``).
-        mixed_precision: ``bf16`` runs the forward passes under bf16 autocast (fast on GPUs
-            and AMX CPUs; ranking edits tolerates the precision; fp32 where bf16 would be
-            emulated), ``no`` in full precision.
+        mixed_precision: ``bf16`` runs the forward passes under bf16 autocast where that is
+            faster than fp32 (:func:`invert.env.resolve_mixed_precision`; ranking edits
+            tolerates the precision), ``no`` in full precision.
     """
 
     def __init__(
