@@ -24,8 +24,7 @@ class CosineScorer:
         new = sorted(t for t in texts if t.strip() and t not in self.vectors)
         if new:
             self.calls += 1
-            # fp32 whatever precision the search embeds in (bf16 autocast gives bf16 vectors).
-            for text, vec in zip(new, self.embedder.encode(new).float(), strict=True):
+            for text, vec in zip(new, self.embedder.encode(new), strict=True):
                 self.vectors[text] = vec
 
     def vector(self, text: str) -> torch.Tensor:
