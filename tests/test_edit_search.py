@@ -201,6 +201,9 @@ def test_a_search_row_gets_its_share_of_what_the_deadline_leaves():
     assert fitted_search_minutes(600, 2, 240, 4.0) == pytest.approx(3.0)
     assert fitted_search_minutes(600, 1, 0, None) == pytest.approx(10.0)
     assert fitted_search_minutes(60, 1, 120, 4.0) == 0.0  # past it: the first round only
+    # guided_decoding's two shares beside one search row: two thirds of the 9 minutes left.
+    assert fitted_search_minutes(600, 3, 60, None, share=2.0) == pytest.approx(6.0)
+    assert fitted_search_minutes(600, 3, 60, None) == pytest.approx(3.0)
 
 
 def test_a_passed_deadline_leaves_each_search_row_its_first_round_and_says_so():

@@ -40,7 +40,7 @@ def test_tiny_run_reports_every_method_beside_the_baseline(tiny_run) -> None:
     run_dir, summary = tiny_run
     methods = summary["metrics"]
     assert set(methods) == {"nearest_neighbour", "bag_of_words", "inverter", "inverter_rerank",
-                            "bag_of_words_search", "inverter_search", "guided_search"}
+                            "bag_of_words_search", "guided_decoding", "inverter_search", "guided_search"}
     for metrics in methods.values():
         for key in ("bleu", "sentence_bleu", "token_f1", "exact", "cosine", "seconds_per_100"):
             assert key in metrics
@@ -50,8 +50,9 @@ def test_tiny_run_reports_every_method_beside_the_baseline(tiny_run) -> None:
     # The search starts from the nearest training texts and keeps an edit only when the real
     # embedder scores it closer: it can never end below retrieval.
     assert methods["guided_search"]["cosine"] >= methods["nearest_neighbour"]["cosine"] - 1e-6
-    # Without retrieval the search starts from the (re-ranked) inverter text: same guarantee.
-    assert methods["inverter_search"]["cosine"] >= methods["inverter_rerank"]["cosine"] - 1e-6
+    # Without retrieval the search starts from guided decoding's sentences: same guarantee.
+    assert methods["inverter_search"]["cosine"] >= methods["guided_decoding"]["cosine"] - 1e-6
+    assert methods["inverter_search"]["seconds_per_100"] > methods["guided_decoding"]["seconds_per_100"]
     assert (run_dir / "bag_of_words.safetensors").stat().st_size > 0
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["metrics"]["inverter"]["n"] == summary["metrics"]["inverter"]["n"]

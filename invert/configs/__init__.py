@@ -10,6 +10,7 @@ from invert.configs.inversion import (
     BagOfWordsConfig,
     CorrectionConfig,
     EvalConfig,
+    GuidedDecodingConfig,
     SearchConfig,
     ZeroShotConfig,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "BudgetConfig",
     "CorrectionConfig",
     "EvalConfig",
+    "GuidedDecodingConfig",
     "PrivacyAuditConfig",
     "RecordAttackConfig",
     "RetrievalConfig",

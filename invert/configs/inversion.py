@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The embedder-guided search rows the evaluation can report.
-SEARCH_ROWS = ("bag_of_words_search", "inverter_search", "guided_search", "sentence_rewrite")
+SEARCH_ROWS = ("bag_of_words_search", "guided_decoding", "inverter_search", "guided_search", "sentence_rewrite")
 
 
 @dataclass
@@ -33,6 +33,34 @@ class BagOfWordsConfig:
 
 
 @dataclass
+class GuidedDecodingConfig:
+    """The inverter's beam search scored by the embedder at every token
+    (:func:`invert.inversion.search.guided_decoding.embedder_guided_decode`; ZSInvert's
+    adversarial decoding, arXiv 2504.00147, with the trained inverter as the proposer).
+
+    Attributes:
+        beam_width: Texts kept per example after each token.
+        top_k: Next tokens the inverter proposes per beam (each costs an embedding).
+        fluency_weight: Weight of the inverter's mean token log-probability beside the cosine.
+        max_tokens: Longest text in LM tokens (None: the inverter's ``max_text_tokens``).
+        patience: End an example once its best finished text has outscored every live beam
+            for this many steps in a row (0: never; each step costs ``beam_width * top_k``
+            embeddings, and a short text can outscore the start of a longer, closer one).
+        batch_size: Examples decoded together.
+        max_minutes: Wall-time cap: batches started after it decode greedily (None: no cap;
+            a budgeted run fits it to its deadline).
+    """
+
+    beam_width: int = 4
+    top_k: int = 8
+    fluency_weight: float = 0.05
+    max_tokens: int | None = None
+    patience: int = 3
+    batch_size: int = 50
+    max_minutes: float | None = None
+
+
+@dataclass
 class SearchConfig:
     """The embedder-guided word-edit search (:func:`invert.inversion.search.guided_search`).
 
@@ -44,7 +72,9 @@ class SearchConfig:
     Attributes:
         rows: Which search rows the evaluation reports (see ``SEARCH_ROWS``):
             ``inverter_search`` (seeded by the inverter and the word guess, no retrieval),
-            ``bag_of_words_search`` (the same without the inverter: its ablation) and
+            ``bag_of_words_search`` (the same without the inverter: its ablation),
+            ``guided_decoding`` (the inverter's beam search with the embedder scoring every
+            token, see ``guided``; when it runs, ``inverter_search`` starts from its texts),
             ``guided_search`` (adds the ``nn_seeds`` nearest training texts) and
             ``sentence_rewrite`` (a hinted inverter writes ``inverter_search``'s texts as
             sentences, the closest kept; needs that row).
@@ -86,6 +116,7 @@ class SearchConfig:
             rewrites) follow its own precision (``eval.mixed_precision``).
         seed: Seed of the random edits.
         bow: The bag-of-words model the search proposes words with.
+        guided: The ``guided_decoding`` row.
     """
 
     rows: list[str] = field(default_factory=lambda: list(SEARCH_ROWS))
@@ -112,6 +143,7 @@ class SearchConfig:
     mixed_precision: str = "no"
     seed: int = 0
     bow: BagOfWordsConfig = field(default_factory=BagOfWordsConfig)
+    guided: GuidedDecodingConfig = field(default_factory=GuidedDecodingConfig)
 
 
 @dataclass

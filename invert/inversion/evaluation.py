@@ -19,6 +19,7 @@ from invert.inversion.fluency import ReferenceLM
 from invert.inversion.methods import Method
 from invert.inversion.metrics import reconstruction_metrics
 from invert.inversion.search.edit_search import guided_search
+from invert.inversion.search.guided_decoding import embedder_guided_decode, supports_guided_decoding
 from invert.inversion.search.sentence_rewrites import SentenceRewriter, closest_rewrites
 from invert.inversion.search.word_lm import WordNgramLM
 from invert.models.bag_of_words import BagOfWordsInverter
@@ -27,19 +28,23 @@ from invert.models.nearest_neighbour import NearestNeighbourInverter
 logger = logging.getLogger(__name__)
 
 # The rows whose wall time a deadline can cap (their rounds stop early); the others run whole.
-CAPPED_ROWS = (Method.BAG_OF_WORDS_SEARCH, Method.INVERTER_SEARCH, Method.GUIDED_SEARCH)
+CAPPED_ROWS = (Method.BAG_OF_WORDS_SEARCH, Method.GUIDED_DECODING, Method.INVERTER_SEARCH, Method.GUIDED_SEARCH)
+# Their shares of the time a deadline leaves: guided decoding embeds a beam's proposals at every
+# token of every example, and stopped early it decodes the rest greedily, so it gets two.
+CAP_SHARES = {Method.GUIDED_DECODING: 2.0}
 
 
 def fitted_search_minutes(
-    seconds_left: float, searches_left: int, later_seconds: float, configured: float | None
+    seconds_left: float, searches_left: float, later_seconds: float, configured: float | None, share: float = 1.0
 ) -> float:
-    """A search row's wall-time cap under a deadline: an equal share, among the search rows
-    still to run, of what the deadline leaves once the rows that cannot be capped (decoding,
-    rewriting, scoring) have their estimated time; never above ``configured`` (None: no cap of
-    its own). 0 means one round: a search always runs its first.
+    """A search row's wall-time cap under a deadline: its ``share`` out of the ``searches_left``
+    shares of the capped rows still to run (this one included), of what the deadline leaves
+    once the rows that cannot be capped (decoding, rewriting, scoring) have their estimated
+    time; never above ``configured`` (None: no cap of its own). 0 means one round: a search
+    always runs its first.
     """
-    share = max(0.0, seconds_left - later_seconds) / max(1, searches_left) / 60
-    return share if configured is None else min(configured, share)
+    minutes = share * max(0.0, seconds_left - later_seconds) / max(share, searches_left) / 60
+    return minutes if configured is None else min(configured, minutes)
 
 
 def later_rows_seconds(
@@ -80,6 +85,10 @@ def evaluate_methods(
     ``inverter_search`` starts from the inverter's output and the bag-of-words guess and lets
     the inverter propose its ``inverter_edits`` likeliest fixes each round (no retrieval);
     ``bag_of_words_search`` is the same search without the trained inverter (its ablation);
+    ``guided_decoding`` (a decoder-only prefix LM) beam-decodes with the embedder choosing
+    the beams at every token, and when it runs ``inverter_search`` starts from its sentences
+    instead of the greedy ones
+    (:func:`~invert.inversion.search.guided_decoding.embedder_guided_decode`);
     ``guided_search`` adds the ``nn_seeds`` nearest training texts as seeds;
     ``sentence_rewrite`` (a hinted inverter only) writes ``inverter_search``'s texts as the
     inverter's sentences, greedy and ``search.sentence_samples`` sampled, and keeps the closest
@@ -123,26 +132,42 @@ def evaluate_methods(
     scoring_seconds: list[float] = []
     searched: dict[str, tuple[float | None, int]] = {}  # row -> (its cap, rounds it ran)
 
+    def fitted_cap(method: Method, configured: float | None) -> float | None:
+        """A capped row's minutes: ``configured``, or less to end by the deadline."""
+        if deadline is None:
+            return configured
+        pending = [m for m in runs if m not in outputs]  # this row included
+        later = later_rows_seconds(pending, scoring_seconds, seconds_by_method.get(Method.INVERTER, 0.0),
+                                   search.sentence_samples)  # fmt: skip
+        left = deadline - time.time()
+        shares = sum(CAP_SHARES.get(m, 1.0) for m in pending if m in CAPPED_ROWS)
+        minutes = fitted_search_minutes(left, shares, later, configured, CAP_SHARES.get(method, 1.0))
+        if configured is None or minutes < configured:
+            log = logger.warning if left <= 0 else logger.info
+            log("budget: %s capped at %.1f minutes to end by the deadline (%.1f minutes left, %.1f "
+                "estimated for the rows after it)", method, minutes, left / 60, later / 60)  # fmt: skip
+        return minutes
+
     def run_search(
         method: Method, hypotheses: list[str] | None, retrieval: NearestNeighbourInverter | None, **kwargs: Any
     ) -> list[str]:
         """One search row (:func:`guided_search` from ``hypotheses`` and ``retrieval``), its cap
         fitted to the deadline; records the cap and the rounds it ran."""
-        config = search
-        if deadline is not None:
-            pending = [m for m in runs if m not in outputs]  # this row included
-            later = later_rows_seconds(pending, scoring_seconds, seconds_by_method.get(Method.INVERTER, 0.0),
-                                       search.sentence_samples)  # fmt: skip
-            left = deadline - time.time()
-            minutes = fitted_search_minutes(left, sum(m in CAPPED_ROWS for m in pending), later, search.max_minutes)
-            if search.max_minutes is None or minutes < search.max_minutes:
-                log = logger.warning if left <= 0 else logger.info
-                log("budget: %s capped at %.1f minutes to end by the deadline (%.1f minutes left, %.1f "
-                    "estimated for the rows after it)", method, minutes, left / 60, later / 60)  # fmt: skip
-            config = dataclasses.replace(search, max_minutes=minutes)
+        config = dataclasses.replace(search, max_minutes=fitted_cap(method, search.max_minutes))
         result = guided_search(embeddings, embedder, hypotheses, retrieval, bag_of_words, config, show_progress,
                                word_lm=word_lm, **kwargs)  # fmt: skip
         searched[method] = (config.max_minutes, result.rounds)
+        return result.texts
+
+    def guided_decoding() -> list[str]:
+        """The ``guided_decoding`` row, its cap fitted to the deadline as a search's is."""
+        config = search.guided
+        result = embedder_guided_decode(
+            inverter, embedder, embeddings, beam_width=config.beam_width, top_k=config.top_k,
+            max_tokens=config.max_tokens, fluency_weight=config.fluency_weight, patience=config.patience,
+            batch_size=config.batch_size, mixed_precision=getattr(inverter, "decoding_precision", "no"),
+            max_minutes=fitted_cap(Method.GUIDED_DECODING, config.max_minutes), show_progress=show_progress,
+        )  # fmt: skip
         return result.texts
 
     if baseline is not None:
@@ -160,7 +185,8 @@ def evaluate_methods(
                 embeddings, inverter, embedder=embedder, num_beams=num_beams,
                 num_candidates=num_candidates, batch_size=batch_size, show_progress=show_progress,
             )
-    # Searches are seeded by the best inverter run above and are charged for its time.
+    # Searches are seeded by the best inverter run above (guided_decoding's, when it runs: below)
+    # and are charged for its time.
     seeding = next((m for m in (Method.INVERTER_RERANK, Method.INVERTER) if m in runs), None)
     rows_wanted = set(search.rows if search is not None else SEARCH_ROWS)
     if unknown := rows_wanted - set(SEARCH_ROWS):
@@ -168,6 +194,9 @@ def evaluate_methods(
     if search is not None and bag_of_words is not None and Method.BAG_OF_WORDS_SEARCH in rows_wanted:
         # The ablation: the same search with no trained inverter (seeded by the word guess).
         runs[Method.BAG_OF_WORDS_SEARCH] = lambda: run_search(Method.BAG_OF_WORDS_SEARCH, None, None)
+    if search is not None and Method.GUIDED_DECODING in rows_wanted and supports_guided_decoding(inverter):
+        runs[Method.GUIDED_DECODING] = guided_decoding
+        seeding = Method.GUIDED_DECODING
     if search is not None and seeding is not None and Method.INVERTER_SEARCH in rows_wanted:
         # vec2text's recipe with a search for a corrector: the inverter's hypothesis, improved
         # with the embedder in the loop and the inverter proposing edits; nothing retrieved.
@@ -196,7 +225,7 @@ def evaluate_methods(
         predictions = outputs[method] = run()
         seconds = seconds_by_method[method] = time.perf_counter() - start
         if method in (Method.INVERTER_SEARCH, Method.GUIDED_SEARCH) and seeding is not None:
-            seconds += seconds_by_method[seeding]
+            seconds += seconds_by_method[seeding]  # guided_decoding's seeds: its own time only
         if method == Method.SENTENCE_REWRITE:  # charged for the search it rewrites
             seconds += seconds_by_method[Method.INVERTER_SEARCH] + seconds_by_method[seeding]
         scoring_started = time.perf_counter()

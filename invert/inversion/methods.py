@@ -20,6 +20,7 @@ class Method(StrEnum):
     INVERTER = "inverter"  # the trained inverter alone (greedy or beam)
     INVERTER_RERANK = "inverter_rerank"  # its beams re-ranked by the embedder
     BAG_OF_WORDS_SEARCH = "bag_of_words_search"  # the search without the inverter
+    GUIDED_DECODING = "guided_decoding"  # the inverter's beams, the embedder choosing each token
     INVERTER_SEARCH = "inverter_search"  # the search seeded and proposed by the inverter
     GUIDED_SEARCH = "guided_search"  # the search with retrieval seeds as well
     SENTENCE_REWRITE = "sentence_rewrite"  # inverter_search's texts rewritten as sentences
@@ -30,6 +31,7 @@ class Method(StrEnum):
 HEADLINE_ORDER = (
     Method.GUIDED_SEARCH,
     Method.INVERTER_SEARCH,
+    Method.GUIDED_DECODING,
     Method.INVERTER_RERANK,
     Method.INVERTER,
 )

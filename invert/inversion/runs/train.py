@@ -213,8 +213,8 @@ def _evaluate_and_report(
         ]
         run.tracker.log_table("samples", list(SAMPLE_COLUMNS), table)
     shown = evaluation.print_examples if evaluation.log_examples else 0
-    shown_methods = (Method.NEAREST_NEIGHBOUR, Method.INVERTER, Method.INVERTER_SEARCH,
-                     Method.SENTENCE_REWRITE, best)  # fmt: skip
+    shown_methods = (Method.NEAREST_NEIGHBOUR, Method.INVERTER, Method.GUIDED_DECODING,
+                     Method.INVERTER_SEARCH, Method.SENTENCE_REWRITE, best)  # fmt: skip
     methods = [m for m in shown_methods if m in metrics]
     examples = [{m: r[m] for m in ("target", *dict.fromkeys(methods))} for r in rows[:shown]]
     return metrics, examples
@@ -251,7 +251,8 @@ def _print_summary(summary: dict[str, Any], examples: list[dict[str, str]]) -> N
               f"({m['seconds_per_100']:.1f} s/100)")
     if (targets := next(iter(metrics.values())).get("target_perplexity")) is not None:
         print(f"  (reference-LM perplexity of the targets themselves: {targets:.0f})")
-    comparisons = [(Method.INVERTER_SEARCH, Method.NEAREST_NEIGHBOUR),
+    comparisons = [(Method.GUIDED_DECODING, Method.NEAREST_NEIGHBOUR),
+                   (Method.INVERTER_SEARCH, Method.NEAREST_NEIGHBOUR),
                    (Method.GUIDED_SEARCH, Method.NEAREST_NEIGHBOUR),
                    (Method.SENTENCE_REWRITE, Method.NEAREST_NEIGHBOUR),
                    (Method.INVERTER_SEARCH, Method.BAG_OF_WORDS_SEARCH)]  # the last: the inverter's share
