@@ -7,7 +7,11 @@ from correction_helpers import HashWordEmbedder
 from helpers import TEXTS, TINY_LLAMA, fake_embeddings, make_trainer, tiny_inverter
 
 from invert.errors import DimensionMismatchError, InvertError
-from invert.inversion.search.guided_decoding import embedder_guided_decode, supports_guided_decoding
+from invert.inversion.search.guided_decoding import (
+    embedder_guided_decode,
+    fitted_beam,
+    supports_guided_decoding,
+)
 
 READS = dict(hint_tokens=3, hint_vocabulary=64, hint_hidden_dim=16, draft_tokens=4,
              lm_config={**TINY_LLAMA, "num_hidden_layers": 2})  # fmt: skip
@@ -67,6 +71,16 @@ def test_past_its_time_cap_the_rest_decode_greedily(reader, embedder):
     assert capped.texts == greedy.texts
 
 
+def test_a_batch_takes_the_widest_beam_its_measured_cost_fits_in_the_time_left():
+    assert fitted_beam(4, 8, 25, None, 0.1) == (4, 8)  # no cap
+    assert fitted_beam(4, 8, 25, 100.0, None) == (4, 8)  # nothing measured yet
+    assert fitted_beam(4, 8, 25, 100.0, 0.1) == (4, 8)  # 25 x 32 slots x 0.1 s = 80 s
+    assert fitted_beam(4, 8, 25, 50.0, 0.1) == (4, 4)  # proposals halve first
+    assert fitted_beam(4, 8, 25, 12.0, 0.1) == (2, 2)  # then the beams
+    assert fitted_beam(4, 8, 25, 1.0, 0.1) == (1, 1)  # greedy
+    assert fitted_beam(4, 8, 25, 0.0, None) == (1, 1)  # time is up
+
+
 def test_bad_input_is_refused_with_what_was_expected(reader, embedder):
     targets = embedder.encode(TEXTS)
     with pytest.raises(DimensionMismatchError, match=str(embedder.dim)):
@@ -77,6 +91,8 @@ def test_bad_input_is_refused_with_what_was_expected(reader, embedder):
         embedder_guided_decode(reader, embedder, bad)
     with pytest.raises(InvertError, match="beam_width"):
         embedder_guided_decode(reader, embedder, targets, beam_width=0)
+    with pytest.raises(InvertError, match="patience"):
+        embedder_guided_decode(reader, embedder, targets, patience=-1)
     with pytest.raises(InvertError, match="mixed_precision"):
         embedder_guided_decode(reader, embedder, targets, mixed_precision="fp8")
     t5 = tiny_inverter("hypothesis")

@@ -83,7 +83,8 @@ def test_table_has_every_method_for_every_corpus(tmp_path, saved):
     assert len(corpora) == 2 and {r["domain"] for r in rows} == {"in", "out"}
     expected = {"bag_of_words", "nearest_neighbour", "zero_shot_search", "inverter_full_0_steps",
                 "inverter_prefix_0_steps", "corrector_1_steps", "corrector_2_steps",
-                "corrector_beam2_2_steps", "guided_search_1_rounds", "guided_search_2_rounds"}  # fmt: skip
+                "corrector_beam2_2_steps", "guided_search_1_rounds", "guided_search_2_rounds",
+                "guided_decoding"}  # fmt: skip
     for corpus in corpora:
         mine = {r["method"]: r for r in rows if r["corpus"] == corpus}
         assert set(mine) == expected
@@ -101,6 +102,8 @@ def test_table_has_every_method_for_every_corpus(tmp_path, saved):
         if r["method"] in ("zero_shot_search", "corrector_2_steps", "corrector_beam2_2_steps",
                            "guided_search_2_rounds"):
             assert 0 < r["encoder_bound_fraction"] <= 1.0
+        elif r["method"] == "guided_decoding":  # its partial texts are shorter than the timed ones
+            assert r["encoder_bound_fraction"] > 0
         else:
             assert r["encoder_bound_fraction"] is None
     assert len({(r["corpus"], r["target_perplexity"]) for r in rows}) == len(corpora)
@@ -163,5 +166,6 @@ def test_a_hinted_inverter_adds_its_sentence_rewrite_of_the_search(tmp_path, sav
     rows = run_inversion_table(cfg)["rows"]
     for corpus in {r["corpus"] for r in rows}:
         mine = {r["method"]: r for r in rows if r["corpus"] == corpus}
-        assert {"guided_search_2_rounds", "sentence_rewrite"} <= set(mine)
+        assert {"guided_search_2_rounds", "sentence_rewrite", "guided_decoding"} <= set(mine)
         assert mine["sentence_rewrite"]["seconds_per_100"] is not None
+        assert mine["guided_decoding"]["seconds_per_100"] is not None

@@ -47,6 +47,7 @@ from invert.inversion.runs.preamble import (
     nearest_neighbour,
 )
 from invert.inversion.search.edit_search import guided_search
+from invert.inversion.search.guided_decoding import embedder_guided_decode, supports_guided_decoding
 from invert.inversion.search.sentence_rewrites import SentenceRewriter, closest_rewrites
 from invert.inversion.search.zero_shot import zero_shot_invert
 from invert.models.loading import load_corrector, load_inverter
@@ -210,6 +211,19 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
             return out | {f"guided_search_{max(rounds)}_rounds": Output(res.texts, res.embedded_texts, True)}
 
         methods["guided_search"] = guided
+        if "guided_decoding" in search.rows and supports_guided_decoding(first):
+            # The first inverter's beams, the embedder choosing them at every token.
+            def guided_decoding(e: torch.Tensor) -> Outputs:
+                g = search.guided
+                res = embedder_guided_decode(
+                    first, embedder, e, beam_width=g.beam_width, top_k=g.top_k, max_tokens=g.max_tokens,
+                    fluency_weight=g.fluency_weight, patience=g.patience, batch_size=g.batch_size,
+                    mixed_precision=getattr(first, "decoding_precision", "no"), max_minutes=g.max_minutes,
+                    show_progress=True,
+                )  # fmt: skip
+                return {"guided_decoding": Output(res.texts, res.embedded_texts, True)}
+
+            methods["guided_decoding"] = guided_decoding
         if "sentence_rewrite" in search.rows and getattr(first, "hint_head", None) is not None:
             # The guided search's texts, written back as the hinted inverter's sentences
             # (closest kept); timed apart from the search it reads.

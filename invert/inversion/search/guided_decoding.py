@@ -98,7 +98,8 @@ def embedder_guided_decode(
         batch_size: Examples decoded together (``batch_size * beam_width`` LM rows).
         mixed_precision: ``bf16`` runs the LM under bf16 autocast where that is faster than
             fp32 (:func:`invert.env.resolve_mixed_precision`), ``no`` in full precision.
-        max_minutes: Wall-time cap: batches started after it decode greedily (no embedder).
+        max_minutes: Wall-time cap: each batch takes the widest beam of :func:`fitted_beam`
+            that its measured cost fits in the time left (greedily, at worst).
         show_progress: Progress bar over batches.
 
     Raises:
@@ -128,20 +129,50 @@ def embedder_guided_decode(
     texts: list[str] = []
     steps = 0
     starts = range(0, len(targets), batch_size)
+    seconds_per_slot: float | None = None  # measured: seconds per example per (beam x proposal)
     for start in tqdm(starts, desc="guided decoding", disable=not show_progress):
         rows = list(range(start, min(start + batch_size, len(targets))))
-        width = beam_width if deadline is None or time.monotonic() < deadline else 1
+        left = None if deadline is None else deadline - time.monotonic()
+        width, k = fitted_beam(beam_width, top_k, len(rows), left, seconds_per_slot)
+        started = time.monotonic()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             batch_texts, batch_steps = _decode_batch(
-                inverter, scorer, rows, width, top_k if width > 1 else 1, max_tokens, fluency_weight,
-                patience,
+                inverter, scorer, rows, width, k, max_tokens, fluency_weight, patience
             )
+        if width * k > 1:
+            seconds_per_slot = (time.monotonic() - started) / (len(rows) * width * k)
         texts += batch_texts
         steps = max(steps, batch_steps)
     inverter.train(was_training)
     scorer.embed_new(set(texts))
     cosines = [scorer.cosine(i, t) for i, t in enumerate(texts)]
     return GuidedDecodingResult(texts, cosines, len(scorer.vectors), steps)
+
+
+def fitted_beam(
+    beam_width: int, top_k: int, examples: int, seconds_left: float | None, seconds_per_slot: float | None
+) -> tuple[int, int]:
+    """The (beam width, proposals) a batch of ``examples`` can afford in ``seconds_left``.
+
+    Halves the proposals, then the beams, until ``examples * width * k * seconds_per_slot`` (the
+    cost measured on earlier batches) fits; greedy (1, 1) when nothing does or the time is up.
+    Without a time limit or a measurement yet, the full beam.
+    """
+    if seconds_left is None:
+        return beam_width, top_k
+    if seconds_left <= 0:
+        return 1, 1
+    if seconds_per_slot is None:
+        return beam_width, top_k
+    width, k = beam_width, top_k
+    while width * k > 1 and examples * width * k * seconds_per_slot > seconds_left:
+        if k > width or k > 2:
+            k = max(1, k // 2)
+        else:
+            width = max(1, width // 2)
+    if width * k > 1 and examples * width * k * seconds_per_slot > seconds_left:
+        return 1, 1
+    return width, k
 
 
 def _decode_batch(
