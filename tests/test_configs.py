@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from invert.configs import (
     BagOfWordsConfig,
     CorrectionConfig,
+    GuidedDecodingConfig,
     PrivacyAuditConfig,
     SearchConfig,
     UnknownConfigKeyError,
@@ -146,7 +147,9 @@ def test_defaults_are_stated_once_in_the_schema(tmp_path) -> None:
     changed = {k for k, v in quick["eval"]["search"].items() if getattr(SearchConfig(), k) != v
                and k != "bow"}  # fmt: skip
     assert changed == {"rows", "num_rounds", "edits_per_round", "max_minutes", "deletions_per_round",
-                       "inverter_edits", "fluency_weight", "sentence_samples", "mixed_precision"}
+                       "inverter_edits", "fluency_weight", "sentence_samples", "mixed_precision", "guided"}
+    guided = {k for k, v in quick["eval"]["search"]["guided"].items() if getattr(GuidedDecodingConfig(), k) != v}
+    assert guided == {"max_tokens", "batch_size"}  # beams and proposals: the schema's
 
 
 @pytest.mark.slow
