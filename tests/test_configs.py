@@ -149,7 +149,7 @@ def test_defaults_are_stated_once_in_the_schema(tmp_path) -> None:
     assert changed == {"rows", "num_rounds", "edits_per_round", "max_minutes", "deletions_per_round",
                        "inverter_edits", "fluency_weight", "sentence_samples", "mixed_precision", "guided"}
     guided = {k for k, v in quick["eval"]["search"]["guided"].items() if getattr(GuidedDecodingConfig(), k) != v}
-    assert guided == {"max_tokens", "batch_size"}  # beams and proposals: the schema's
+    assert guided == {"top_k", "patience", "max_tokens", "batch_size"}
 
 
 @pytest.mark.slow
