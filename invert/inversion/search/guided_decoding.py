@@ -39,7 +39,7 @@ class GuidedDecodingResult:
     Attributes:
         texts: The best text per example (by the score above).
         cosines: Its cosine to the target.
-        embedded_texts: Distinct texts embedded.
+        embedded_texts: Texts embedded (each distinct text once per batch).
         steps: Decoding steps run (tokens of the longest text, at most ``max_tokens``).
     """
 
@@ -130,6 +130,7 @@ def embedder_guided_decode(
     steps = 0
     starts = range(0, len(targets), batch_size)
     seconds_per_slot: float | None = None  # measured: seconds per example per (beam x proposal)
+    embedded = 0
     for start in tqdm(starts, desc="guided decoding", disable=not show_progress):
         rows = list(range(start, min(start + batch_size, len(targets))))
         left = None if deadline is None else deadline - time.monotonic()
@@ -143,10 +144,13 @@ def embedder_guided_decode(
             seconds_per_slot = (time.monotonic() - started) / (len(rows) * width * k)
         texts += batch_texts
         steps = max(steps, batch_steps)
+        # Later batches never ask about these texts: keep only the chosen ones' vectors, so
+        # memory stays one batch's worth (hundreds of texts per example).
+        embedded += len(scorer.vectors)
+        scorer.vectors = {t: scorer.vectors[t] for t in batch_texts if t in scorer.vectors}
     inverter.train(was_training)
-    scorer.embed_new(set(texts))
     cosines = [scorer.cosine(i, t) for i, t in enumerate(texts)]
-    return GuidedDecodingResult(texts, cosines, len(scorer.vectors), steps)
+    return GuidedDecodingResult(texts, cosines, embedded, steps)
 
 
 def fitted_beam(
