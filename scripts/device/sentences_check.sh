@@ -3,8 +3,9 @@
 # parts of scripts/device/pack.sh): the quick start's recipe at GPU scale. The word-hinted
 # SmolLM2 + LoRA inverter trains for TRAIN_MINUTES in bf16 at batch BATCH (schedule decayed by
 # that deadline), then 200 held-out Wikipedia sentences are inverted: nearest neighbour,
-# bag of words, the inverter alone, and the fluency-scored search with and without the
-# inverter (here with its edit proposals, which a GPU affords). Prints the run's metrics
+# bag of words, the inverter alone, its embedder-guided beam decoding, and the fluency-scored
+# search with and without the inverter (here with its edit proposals, which a GPU affords;
+# eval.search.guided.* widens the beam). Prints the run's metrics
 # (token F1, cosine, BLEU, reference-LM perplexity) and copies results.json to $OUT.
 #   run: bash scripts/device/sentences_check.sh
 source scripts/device/setup.sh || exit 1

@@ -130,7 +130,7 @@ def embedder_guided_decode(
     steps = 0
     starts = range(0, len(targets), batch_size)
     seconds_per_slot: float | None = None  # measured: seconds per example per (beam x proposal)
-    embedded = 0
+    embedded = kept = 0
     for start in tqdm(starts, desc="guided decoding", disable=not show_progress):
         rows = list(range(start, min(start + batch_size, len(targets))))
         left = None if deadline is None else deadline - time.monotonic()
@@ -146,8 +146,9 @@ def embedder_guided_decode(
         steps = max(steps, batch_steps)
         # Later batches never ask about these texts: keep only the chosen ones' vectors, so
         # memory stays one batch's worth (hundreds of texts per example).
-        embedded += len(scorer.vectors)
+        embedded += len(scorer.vectors) - kept
         scorer.vectors = {t: scorer.vectors[t] for t in batch_texts if t in scorer.vectors}
+        kept = len(scorer.vectors)
     inverter.train(was_training)
     cosines = [scorer.cosine(i, t) for i, t in enumerate(texts)]
     return GuidedDecodingResult(texts, cosines, embedded, steps)
