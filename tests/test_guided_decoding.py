@@ -44,7 +44,7 @@ def test_the_embedder_steers_the_beams_toward_the_target(reader, embedder):
     greedy = embedder_guided_decode(reader, embedder, targets, beam_width=1, top_k=1, max_tokens=8,
                                     fluency_weight=0.0)  # fmt: skip
     guided = embedder_guided_decode(reader, embedder, targets, beam_width=4, top_k=8, max_tokens=8,
-                                    fluency_weight=0.0)  # fmt: skip
+                                    fluency_weight=0.0, patience=0)  # fmt: skip
     assert len(guided.texts) == len(TEXTS) and all(t.strip() for t in guided.texts)
     # Deterministic (no sampling): the embedder's choice lifts every example's cosine on average
     # and most of them one by one.
@@ -57,7 +57,7 @@ def test_a_memorizing_inverter_decodes_its_training_set_exactly(embedder, tmp_pa
     targets = embedder.encode(TEXTS)
     inverter = tiny_inverter(tuning="full")
     make_trainer(inverter, tmp_path, embeddings=targets, max_steps=120, lr=3e-3, warmup_steps=10, log_every=1000).train()
-    result = embedder_guided_decode(inverter.eval(), embedder, targets, beam_width=2, top_k=3)
+    result = embedder_guided_decode(inverter.eval(), embedder, targets, beam_width=2, top_k=3, patience=0)
     assert [t.lower() for t in result.texts] == TEXTS
     assert min(result.cosines) > 0.99
 

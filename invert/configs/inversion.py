@@ -47,8 +47,8 @@ class GuidedDecodingConfig:
             for this many steps in a row (0: never; each step costs ``beam_width * top_k``
             embeddings, and a short text can outscore the start of a longer, closer one).
         batch_size: Examples decoded together.
-        max_minutes: Wall-time cap: batches started after it decode greedily (None: no cap;
-            a budgeted run fits it to its deadline).
+        max_minutes: Wall-time cap: each batch takes the widest beam its measured cost fits in
+            the time left, greedy at worst (None: no cap; a budgeted run fits it to its deadline).
     """
 
     beam_width: int = 4

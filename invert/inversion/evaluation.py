@@ -161,13 +161,9 @@ def evaluate_methods(
 
     def guided_decoding() -> list[str]:
         """The ``guided_decoding`` row, its cap fitted to the deadline as a search's is."""
-        config = search.guided
-        result = embedder_guided_decode(
-            inverter, embedder, embeddings, beam_width=config.beam_width, top_k=config.top_k,
-            max_tokens=config.max_tokens, fluency_weight=config.fluency_weight, patience=config.patience,
-            batch_size=config.batch_size, mixed_precision=getattr(inverter, "decoding_precision", "no"),
-            max_minutes=fitted_cap(Method.GUIDED_DECODING, config.max_minutes), show_progress=show_progress,
-        )  # fmt: skip
+        config = dataclasses.replace(search.guided, max_minutes=fitted_cap(Method.GUIDED_DECODING, search.guided.max_minutes))
+        result = embedder_guided_decode(inverter, embedder, embeddings, **dataclasses.asdict(config),
+                                        mixed_precision=inverter.decoding_precision, show_progress=show_progress)  # fmt: skip
         return result.texts
 
     if baseline is not None:

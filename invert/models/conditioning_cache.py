@@ -20,6 +20,12 @@ from transformers import DynamicCache
 from invert.errors import InvertError
 
 
+def cache_argument(lm: torch.nn.Module) -> str:
+    """The name ``lm``'s forward takes earlier keys and values by: newer transformers take
+    ``cache`` (``past_key_values`` is deprecated there), older ones only ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
 class ConditioningCache:
     """Token logits of texts after each example's conditioning, its keys and values cached.
 
@@ -43,10 +49,7 @@ class ConditioningCache:
         if batch_size < 1:
             raise InvertError(f"batch_size must be >= 1, got {batch_size}")
         self.inverter, self.embeddings, self.batch_size = inverter, embeddings, batch_size
-        # Newer transformers take earlier keys and values as `cache` (`past_key_values` is
-        # deprecated there); older ones only as `past_key_values`.
-        parameters = inspect.signature(inverter.lm.forward).parameters
-        self._argument = "cache" if "cache" in parameters else "past_key_values"
+        self._argument = cache_argument(inverter.lm)
         # example -> (per layer (keys, values) [heads, k, head_dim], next-token logits [vocab])
         self._states: dict[int, tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
 

@@ -338,6 +338,20 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             tuple(i for i in ignore if i is not None),
         )
 
+    def decoding_bias(
+        self,
+        embeddings: torch.Tensor,
+        hint_probabilities: torch.Tensor | None = None,
+        draft_ids: torch.Tensor | None = None,
+    ) -> CoverageBias | None:
+        """The pulls its decoding applies, merged: toward the hinted tokens and the draft's
+        (None: neither). ``draft_ids`` is the draft decoded from (None: no draft pull)."""
+        biases = [self.hint_bias_processor(embeddings, hint_probabilities), self.draft_bias_processor(draft_ids)]
+        biases = [b for b in biases if b is not None]
+        if not biases:
+            return None
+        return biases[0] if len(biases) == 1 else biases[0].merged(biases[1])
+
     def _generate_ids(
         self,
         embeddings: torch.Tensor,
@@ -353,11 +367,9 @@ class PrefixLMInverter(InverterMixin, PreTrainedModel):
             draft_ids = self.drafts(embeddings)
         prefix = self.conditioning(embeddings, hint_ids, draft_ids)
         mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
-        biases = [self.hint_bias_processor(embeddings, hint_probabilities), self.draft_bias_processor(draft_ids)]
-        if biases := [b for b in biases if b is not None]:
+        if (bias := self.decoding_bias(embeddings, hint_probabilities, draft_ids)) is not None:
             from transformers import LogitsProcessorList
 
-            bias: CoverageBias = biases[0] if len(biases) == 1 else biases[0].merged(biases[1])
             kwargs["logits_processor"] = LogitsProcessorList([*kwargs.get("logits_processor", []), bias])
         # With only inputs_embeds, decoder-only generate returns just the new tokens.
         return self.lm.generate(inputs_embeds=prefix, attention_mask=mask, **kwargs)

@@ -214,13 +214,8 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
         if "guided_decoding" in search.rows and supports_guided_decoding(first):
             # The first inverter's beams, the embedder choosing them at every token.
             def guided_decoding(e: torch.Tensor) -> Outputs:
-                g = search.guided
-                res = embedder_guided_decode(
-                    first, embedder, e, beam_width=g.beam_width, top_k=g.top_k, max_tokens=g.max_tokens,
-                    fluency_weight=g.fluency_weight, patience=g.patience, batch_size=g.batch_size,
-                    mixed_precision=getattr(first, "decoding_precision", "no"), max_minutes=g.max_minutes,
-                    show_progress=True,
-                )  # fmt: skip
+                res = embedder_guided_decode(first, embedder, e, **dataclasses.asdict(search.guided),
+                                             mixed_precision=first.decoding_precision, show_progress=True)  # fmt: skip
                 return {"guided_decoding": Output(res.texts, res.embedded_texts, True)}
 
             methods["guided_decoding"] = guided_decoding

@@ -3,7 +3,7 @@
 A prefix-LM inverter decoding alone writes fluent text that drifts off its target; an edit
 search over words reaches the target's embedding but ends on word lists. This beam search
 does both at once, as adversarial decoding does with an untrained LM (ZSInvert: Zhang, Morris
-& Shmatikov 2025, arXiv 2504.00147; Zhang et al. 2024, arXiv 2410.02163): at each step the
+& Shmatikov 2025, arXiv 2504.00147): at each step the
 inverter (reading the target's embedding, hints and draft, with its pull toward the hinted
 words) proposes its ``top_k`` next tokens for every beam, the embedder embeds each extended
 text, and each example keeps the ``beam_width`` texts of highest
@@ -19,17 +19,18 @@ is the bulk of the time.
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from invert.configs import GuidedDecodingConfig
 from invert.embedders.base import Embedder, check_embeddings
 from invert.env import resolve_mixed_precision
 from invert.errors import InvertError
 from invert.inversion.search.scorer import CosineScorer
+from invert.models.conditioning_cache import ConditioningCache, cache_argument
 
 
 @dataclass
@@ -57,13 +58,12 @@ class _Beam:
 
 def supports_guided_decoding(inverter: torch.nn.Module | None) -> bool:
     """Whether ``inverter`` is a decoder-only prefix LM with a tokenizer (what this decodes)."""
-    return (
-        inverter is not None
-        and hasattr(inverter, "conditioning")
-        and hasattr(inverter, "lm")
-        and not getattr(inverter.lm.config, "is_encoder_decoder", False)
-        and getattr(inverter, "tokenizer", None) is not None
-    )
+    return inverter is not None and ConditioningCache.supports(inverter) and \
+        getattr(inverter, "tokenizer", None) is not None  # fmt: skip
+
+
+# The defaults are GuidedDecodingConfig's, stated there once.
+_DEFAULTS = GuidedDecodingConfig()
 
 
 @torch.no_grad()
@@ -71,14 +71,14 @@ def embedder_guided_decode(
     inverter: torch.nn.Module,
     embedder: Embedder,
     embeddings: torch.Tensor,
-    beam_width: int = 4,
-    top_k: int = 6,
-    max_tokens: int | None = None,
-    fluency_weight: float = 0.05,
-    patience: int = 0,
-    batch_size: int = 32,
+    beam_width: int = _DEFAULTS.beam_width,
+    top_k: int = _DEFAULTS.top_k,
+    max_tokens: int | None = _DEFAULTS.max_tokens,
+    fluency_weight: float = _DEFAULTS.fluency_weight,
+    patience: int = _DEFAULTS.patience,
+    batch_size: int = _DEFAULTS.batch_size,
     mixed_precision: str = "no",
-    max_minutes: float | None = None,
+    max_minutes: float | None = _DEFAULTS.max_minutes,
     show_progress: bool = False,
 ) -> GuidedDecodingResult:
     """Beam-decodes each embedding with the inverter, the embedder scoring every extension.
@@ -206,7 +206,8 @@ def _decode_batch(
     cache = out.cache if hasattr(out, "cache") else out.past_key_values
     cache.batch_repeat_interleave(beam_width)
     logits = out.logits[:, -1].float().repeat_interleave(beam_width, dim=0)  # [m * B, V]
-    bias = _decoding_bias(inverter, embeddings)
+    drafts = inverter.drafts(embeddings) if getattr(inverter, "draft_index", None) is not None else None
+    bias = inverter.decoding_bias(embeddings, draft_ids=drafts) if hasattr(inverter, "decoding_bias") else None
     # Row r * B + b is beam b of example r; at the start only beam 0 of each example is live.
     beams: list[list[_Beam | None]] = [[_Beam([], 0.0)] + [None] * (beam_width - 1) for _ in examples]
     finished: list[tuple[float, str]] = [(float("-inf"), "") for _ in examples]
@@ -270,7 +271,7 @@ def _decode_batch(
         cache.reorder_cache(torch.tensor(parents, device=device))
         ids = torch.tensor(next_tokens, device=device).unsqueeze(1)
         mask = torch.ones(len(ids), cache.get_seq_length() + 1, dtype=torch.long, device=device)
-        logits = lm(input_ids=ids, attention_mask=mask, use_cache=True, **{_cache_argument(lm): cache}).logits[:, -1].float()
+        logits = lm(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_argument(lm): cache}).logits[:, -1].float()
     texts = []
     for r, example_beams in enumerate(beams):
         best = finished[r]
@@ -282,22 +283,6 @@ def _decode_batch(
                 best = max(best, (score, text))
         texts.append(best[1])
     return texts, step
-
-
-def _cache_argument(lm: torch.nn.Module) -> str:
-    # Newer transformers take earlier keys and values as `cache`, older ones `past_key_values`.
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
-
-
-def _decoding_bias(inverter: torch.nn.Module, embeddings: torch.Tensor):  # noqa: ANN202
-    """The inverter's own pull toward its hinted (and drafted) tokens, as in its decoding."""
-    biases = [inverter.hint_bias_processor(embeddings)] if hasattr(inverter, "hint_bias_processor") else []
-    if hasattr(inverter, "draft_bias_processor") and getattr(inverter, "draft_index", None) is not None:
-        biases.append(inverter.draft_bias_processor(inverter.drafts(embeddings)))
-    biases = [b for b in biases if b is not None]
-    if not biases:
-        return None
-    return biases[0] if len(biases) == 1 else biases[0].merged(biases[1])
 
 
 def _written(beams: list[list[_Beam | None]], pad: int, device: torch.device) -> torch.Tensor:
