@@ -91,6 +91,10 @@ def test_table_has_every_method_for_every_corpus(tmp_path, saved):
         # The search keeps the retrieved text unless an edit scores closer: never below it.
         assert mine["guided_search_2_rounds"]["cosine"] >= mine["nearest_neighbour"]["cosine"] - 1e-6
         assert mine["guided_search_2_rounds"]["cosine"] >= mine["guided_search_1_rounds"]["cosine"] - 1e-6
+        # It starts from guided_decoding's sentences, as the evaluation's search does, and is
+        # charged for their time.
+        assert mine["guided_search_2_rounds"]["cosine"] >= mine["guided_decoding"]["cosine"] - 1e-6
+        assert mine["guided_search_2_rounds"]["seconds_per_100"] > mine["guided_decoding"]["seconds_per_100"]
     for r in rows:
         assert 0 <= r["token_f1"] <= 1 and -1 <= r["cosine"] <= 1 and r["n"] == 3
         # Fluency beside the targets' own, one reference perplexity per corpus.

@@ -1,9 +1,11 @@
 """The results table (the small version of vec2text's Tables 1-2): every method, every corpus.
 
 Rows: bag-of-words and nearest-neighbour baselines, zero-shot guided search, each saved
-inverter (one per PEFT regime) at 0 steps, the embedder-guided edit search seeded by the first
-inverter, retrieval and the bag-of-words guess, that inverter proposing edits too (after several
-round counts), a corrector after 1 / 5 / 20 steps and
+inverter (one per PEFT regime) at 0 steps, the first inverter's beam search with the embedder
+choosing the beams (``guided_decoding``, when ``search.rows`` names it), the embedder-guided edit
+search seeded by that row's sentences (else the first inverter's greedy text), retrieval and the
+bag-of-words guess, that inverter proposing edits too (after several round counts), a corrector
+after 1 / 5 / 20 steps and
 with a sequence beam. Columns: corpus BLEU, mean sentence BLEU, token F1, exact %, cosine and
 seconds per 100 inversions, on held-out texts of the training corpus (in-domain) and of other
 corpora (out-of-domain). Baselines are fitted on the in-domain training split, the attacker's
@@ -126,7 +128,7 @@ def run_inversion_table(cfg: dict[str, Any]) -> dict[str, Any]:
             seconds = time.perf_counter() - start
             for name, out in outputs.items():
                 metrics, per_example = reconstruction_metrics(out.texts, held.texts, held.embeddings, embedder)
-                took = seconds if out.timed else None
+                took = seconds + out.seconds_before if out.timed else None
                 if fluency is not None:
                     fluent = [x for x in out.texts if x.strip()]
                     metrics["perplexity"] = fluency.perplexity(fluent) if fluent else None
@@ -152,12 +154,14 @@ class Output(NamedTuple):
         timed: False for rows read off a longer run (5 steps out of a 20-step run), which get
             no time of their own.
         steps: Correction steps behind the row (0: the inverter alone; None: no correction).
+        seconds_before: Time of another row's run this one started from, charged to it too.
     """
 
     texts: list[str]
     embedded: int | None
     timed: bool
     steps: int | None = None
+    seconds_before: float = 0.0
 
 
 # target embeddings -> {row name: its reconstructions}
@@ -198,9 +202,26 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
         rounds = sorted(set(search.report_rounds or [search.num_rounds]))
         first = next(iter(inverters.values()))
         searched: dict[str, Any] = {}  # the last search's targets and texts (sentence_rewrite reads them)
+        decoded: dict[str, Any] = {}  # guided_decoding's targets, texts and seconds
+
+        if "guided_decoding" in search.rows and supports_guided_decoding(first):
+            # The first inverter's beams, the embedder choosing them at every token.
+            def guided_decoding(e: torch.Tensor) -> Outputs:
+                start = time.perf_counter()
+                res = embedder_guided_decode(first, embedder, e, **dataclasses.asdict(search.guided),
+                                             mixed_precision=first.decoding_precision, show_progress=True)  # fmt: skip
+                decoded.update(embeddings=e, texts=res.texts, seconds=time.perf_counter() - start)
+                return {"guided_decoding": Output(res.texts, res.embedded_texts, True)}
+
+            methods["guided_decoding"] = guided_decoding
 
         def guided(e: torch.Tensor) -> Outputs:
-            hyps = first.generate_texts(e, batch_size=batch, show_progress=True)
+            # Seeded as the evaluation seeds it: by guided_decoding's sentences when that row ran
+            # on these targets (and charged for its time), else by the first inverter's greedy text.
+            if decoded.get("embeddings") is e:
+                hyps, before = decoded["texts"], decoded["seconds"]
+            else:
+                hyps, before = first.generate_texts(e, batch_size=batch, show_progress=True), 0.0
             res = guided_search(e, embedder, hyps, nn, bow,
                                 dataclasses.replace(search, num_rounds=max(rounds)),
                                 show_progress=True, inverter=first)  # fmt: skip
@@ -208,17 +229,10 @@ def _methods(cfg: dict[str, Any], embedder: Embedder, inverters: dict[str, Any],
             out = {f"guided_search_{r}_rounds": Output(res.texts_by_round[r], None, False)
                    for r in rounds if r < max(rounds)}  # fmt: skip
             searched["embeddings"], searched["texts"] = e, res.texts
-            return out | {f"guided_search_{max(rounds)}_rounds": Output(res.texts, res.embedded_texts, True)}
+            return out | {f"guided_search_{max(rounds)}_rounds": Output(res.texts, res.embedded_texts, True,
+                                                                       seconds_before=before)}
 
         methods["guided_search"] = guided
-        if "guided_decoding" in search.rows and supports_guided_decoding(first):
-            # The first inverter's beams, the embedder choosing them at every token.
-            def guided_decoding(e: torch.Tensor) -> Outputs:
-                res = embedder_guided_decode(first, embedder, e, **dataclasses.asdict(search.guided),
-                                             mixed_precision=first.decoding_precision, show_progress=True)  # fmt: skip
-                return {"guided_decoding": Output(res.texts, res.embedded_texts, True)}
-
-            methods["guided_decoding"] = guided_decoding
         if "sentence_rewrite" in search.rows and getattr(first, "hint_head", None) is not None:
             # The guided search's texts, written back as the hinted inverter's sentences
             # (closest kept); timed apart from the search it reads.
