@@ -9,7 +9,7 @@ from correction_helpers import HashWordEmbedder
 from invert.embedders import HFPoolingEmbedder, SentenceTransformerEmbedder
 from invert.embedders.sentence_transformer import packaged_minilm_path
 from invert.errors import DimensionMismatchError, InvertError
-from invert.inversion.search.edit_search import combine_proposers, edit_search
+from invert.inversion.search.edit_search import combine_proposers, edit_search, every_nth_round
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer, _whole_word_tokens
 
 TARGETS = [
@@ -98,6 +98,23 @@ def test_combined_proposers_pool_their_edits():
     assert combine_proposers(None, None) is None
     assert combine_proposers(first, None) is first
     assert combine_proposers(first, second)([0, 1], ["a", "b"]) == [["a one", "a two"], ["b one", "b two"]]
+
+
+def test_a_proposer_asked_every_nth_round_proposes_on_those_rounds_only():
+    asked = []
+
+    def proposer(examples, texts):
+        asked.append(list(texts))
+        return [[t + " fix"] for t in texts]
+
+    every_third = every_nth_round(proposer, 3)
+    answers = [every_third([0, 1], [f"a{r}", f"b{r}"]) for r in range(1, 8)]
+    assert asked == [["a3", "b3"], ["a6", "b6"]]  # rounds 3 and 6 of 7
+    assert answers[2] == [["a3 fix"], ["b3 fix"]]
+    assert all(a == [[], []] for r, a in enumerate(answers, start=1) if r % 3)
+    assert every_nth_round(proposer, 1) is proposer
+    with pytest.raises(InvertError, match="every"):
+        every_nth_round(proposer, 0)
 
 
 def test_whole_word_vocabulary_leaves_out_pieces_and_special_tokens(minilm):

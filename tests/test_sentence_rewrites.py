@@ -111,3 +111,25 @@ def test_a_search_asking_an_unhinted_inverter_for_rewrites_says_so():
     targets = embedder.encode(TEXTS[:2])
     with pytest.raises(InvertError, match="rewrite_every"):
         guided_search(targets, embedder, TEXTS[:2], None, None, {"rewrite_every": 2}, inverter=tiny_inverter())
+
+
+@pytest.mark.parametrize("every, forward_rounds", [(1, 4), (2, 2)])
+def test_the_search_asks_the_inverter_for_edits_on_every_nth_round(every, forward_rounds, monkeypatch):
+    """``search.inverter_edit_every``: the inverter's edit proposer runs on rounds k, 2k, ..."""
+    from invert.inversion.search.inverter_edits import InverterEditProposer
+
+    rounds_asked = []
+    original = InverterEditProposer.__call__
+
+    def counting(self, examples, texts):
+        rounds_asked.append(len(texts))
+        return original(self, examples, texts)
+
+    monkeypatch.setattr(InverterEditProposer, "__call__", counting)
+    embedder = HashWordEmbedder()
+    targets = embedder.encode(TEXTS[:2])
+    search = {"num_rounds": 4, "inverter_edits": 2, "inverter_edit_every": every, "gradient_edits": 0,
+              "early_stop_cosine": None}  # fmt: skip
+    result = guided_search(targets, embedder, TEXTS[2:4], None, None, search, inverter=tiny_inverter())
+    assert result.rounds == 4
+    assert len(rounds_asked) == forward_rounds

@@ -91,6 +91,9 @@ class SearchConfig:
         bow_seed_words: The likeliest words joined into one more seed (0: none).
         inverter_edits: The inverter's likeliest token fixes per kept text (0: it only seeds).
         inverter_places_words: The inverter also proposes where to place proposal words.
+        inverter_edit_every: The inverter proposes on rounds ``k``, ``2k``, ... only (1: every
+            round): each of its rounds costs an LM pass per kept text, the random edits'
+            rounds only embeddings, so at a fixed time the search climbs further.
         rewrite_every: A hinted inverter rewrites each example's best text as a sentence,
             reading its words as the hints, every this many rounds
             (:mod:`invert.inversion.search.sentence_rewrites`; 0: never).
@@ -132,6 +135,7 @@ class SearchConfig:
     bow_seed_words: int = 8
     inverter_edits: int = 8
     inverter_places_words: bool = True
+    inverter_edit_every: int = 1
     rewrite_every: int = 0
     rewrite_word_probability: float = 0.9
     sentence_samples: int = 4

@@ -66,6 +66,28 @@ def combine_proposers(*proposers: Proposer | None) -> Proposer | None:
     return propose
 
 
+def every_nth_round(proposer: Proposer, every: int) -> Proposer:
+    """``proposer`` asked on rounds ``every``, ``2 x every``, ... only (1: every round); on the
+    others it proposes nothing. An expensive proposer (a forward pass of the inverter per text)
+    then costs a fraction of its rounds, and the cheap random edits get the rounds between.
+
+    Raises:
+        InvertError: ``every`` < 1.
+    """
+    if every < 1:
+        raise InvertError(f"need every >= 1, got {every}")
+    if every == 1:
+        return proposer
+    calls = 0
+
+    def propose(examples: Sequence[int], texts: Sequence[str]) -> list[list[str]]:
+        nonlocal calls
+        calls += 1
+        return proposer(examples, texts) if calls % every == 0 else [[] for _ in texts]
+
+    return propose
+
+
 @dataclass
 class EditSearchResult:
     """What :func:`edit_search` found.
@@ -290,7 +312,8 @@ def guided_search(
     With ``inverter`` given (and ``search.inverter_edits > 0``), the trained inverter also
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
-    (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`); a hinted inverter
+    (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`), every
+    ``search.inverter_edit_every`` rounds (:func:`every_nth_round`); a hinted inverter
     with ``search.rewrite_every > 0`` also rewrites each example's best text as a sentence
     every that many rounds (:class:`~invert.inversion.search.sentence_rewrites.SentenceRewriter`). With
     ``search.gradient_edits > 0`` the embedder's own gradient proposes that many one-word swaps
@@ -347,6 +370,7 @@ def guided_search(
             words=words if search.inverter_places_words else None,
             mixed_precision=search.mixed_precision,
         )  # fmt: skip
+        proposer = every_nth_round(proposer, search.inverter_edit_every)
     rewriter = None
     if inverter is not None and search.rewrite_every > 0:
         if getattr(inverter, "hint_head", None) is None:

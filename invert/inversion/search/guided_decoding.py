@@ -195,7 +195,9 @@ def _decode_batch(
     eos = tokenizer.eos_token_id
     device = lm.get_input_embeddings().weight.device
     embeddings = scorer.targets[examples].to(device)
-    conditioning = inverter.conditioning(embeddings)
+    # The retrieved drafts feed both the conditioning and the copy pull: looked up once.
+    drafts = inverter.drafts(embeddings) if getattr(inverter, "draft_index", None) is not None else None
+    conditioning = inverter.conditioning(embeddings, draft_ids=drafts)
     m, k = conditioning.shape[:2]
     out = lm(
         inputs_embeds=conditioning,
@@ -206,7 +208,6 @@ def _decode_batch(
     cache = out.cache if hasattr(out, "cache") else out.past_key_values
     cache.batch_repeat_interleave(beam_width)
     logits = out.logits[:, -1].float().repeat_interleave(beam_width, dim=0)  # [m * B, V]
-    drafts = inverter.drafts(embeddings) if getattr(inverter, "draft_index", None) is not None else None
     bias = inverter.decoding_bias(embeddings, draft_ids=drafts) if hasattr(inverter, "decoding_bias") else None
     # Row r * B + b is beam b of example r; at the start only beam 0 of each example is live.
     beams: list[list[_Beam | None]] = [[_Beam([], 0.0)] + [None] * (beam_width - 1) for _ in examples]
