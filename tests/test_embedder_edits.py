@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from correction_helpers import HashWordEmbedder
@@ -115,6 +117,48 @@ def test_a_proposer_asked_every_nth_round_proposes_on_those_rounds_only():
     assert every_nth_round(proposer, 1) is proposer
     with pytest.raises(InvertError, match="every"):
         every_nth_round(proposer, 0)
+
+
+class _Clock:
+    """A stand-in for the time module whose clock moves only when a proposer says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("round_period, rounds", [(1, 3), (3, 5)])
+def test_a_capped_search_judges_each_round_by_the_same_round_a_period_before(round_period, rounds, monkeypatch):
+    """Rounds cost 1, 1, 11, 1, 1, 11, ... seconds (an expensive proposer every third round)
+    under a 20-second cap. Judged by the last round, the cheap round 4 looks like 11 seconds
+    and the search stops after 3; judged by round 1, rounds 4 and 5 run and the expensive
+    round 6, which would end at 26 seconds, does not."""
+    # The package exports a function of the module's name: fetch the module itself.
+    module = importlib.import_module("invert.inversion.search.edit_search")
+    clock = _Clock()
+    monkeypatch.setattr(module, "time", clock)
+
+    def cheap(examples, texts):
+        clock.now += 1
+        return [[] for _ in texts]
+
+    def expensive(examples, texts):
+        clock.now += 10
+        return [[] for _ in texts]
+
+    embedder = HashWordEmbedder()
+    targets = embedder.encode(["alpha beta gamma"])
+    result = edit_search(
+        targets, embedder, [["alpha"]], [["beta", "gamma"]], num_rounds=10, early_stop_cosine=None,
+        proposer=combine_proposers(cheap, every_nth_round(expensive, 3)), max_minutes=20 / 60,
+        round_period=round_period,
+    )  # fmt: skip
+    assert result.rounds == rounds
+    assert clock.now <= 20
+    with pytest.raises(InvertError, match="round_period"):
+        edit_search(targets, embedder, [["alpha"]], [["beta"]], round_period=0)
 
 
 def test_whole_word_vocabulary_leaves_out_pieces_and_special_tokens(minilm):

@@ -130,6 +130,7 @@ def edit_search(
     fluency_weight: float = SearchConfig.fluency_weight,
     max_minutes: float | None = SearchConfig.max_minutes,
     deletions_per_round: int | None = SearchConfig.deletions_per_round,
+    round_period: int = 1,
 ) -> EditSearchResult:
     """Word-edit hill climbing on the embedder's cosine, batched across examples.
 
@@ -159,9 +160,13 @@ def edit_search(
             sentences rather than word salad (None: no fluency term).
         fluency_weight: Its weight beside the cosine.
         max_minutes: No round starts that would end past this much wall time, judged by the
-            last round's (None: all ``num_rounds``). The rounds run are in the result.
+            length of the round ``round_period`` rounds before it, or the last one's while
+            there is none (None: all ``num_rounds``). The rounds run are in the result.
         deletions_per_round: One-word deletions tried per kept text (random ones when a text
             has more words; None: every one).
+        round_period: Rounds repeat their cost with this period (a proposer asked every k-th
+            round, :func:`every_nth_round`): a cheap round is not judged by an expensive one
+            before it, nor the other way round.
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -177,8 +182,8 @@ def edit_search(
         )
     if proposal_weights is not None and [len(w) for w in proposal_weights] != [len(w) for w in proposal_words]:
         raise InvertError("proposal_weights needs one weight per proposal word, row by row")
-    if num_rounds < 0 or edits_per_round < 1 or beam_width < 1:
-        raise InvertError("need num_rounds >= 0, edits_per_round >= 1 and beam_width >= 1")
+    if num_rounds < 0 or edits_per_round < 1 or beam_width < 1 or round_period < 1:
+        raise InvertError("need num_rounds >= 0, edits_per_round >= 1, beam_width >= 1 and round_period >= 1")
     pools = [list(dict.fromkeys(t.strip() for t in row if t and t.strip())) for row in seeds]
     if empty := [i for i, p in enumerate(pools) if not p]:
         raise InvertError(f"examples {empty[:5]} have no non-blank seed text")
@@ -195,12 +200,15 @@ def edit_search(
     fluency = (word_lm, fluency_weight) if word_lm is not None and fluency_weight > 0 else None
     beams = _keep_best(pools, scorer, beam_width, result, word_prior, fluency)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
-    started = last = time.perf_counter()
+    started = time.perf_counter()
+    round_seconds: list[float] = []
     for _ in tqdm(range(num_rounds), desc="edit search", disable=not show_progress):
         now = time.perf_counter()
-        if max_minutes is not None and (now - started) + (now - last) > 60 * max_minutes and result.rounds:
-            break  # the next round would end past the budget
-        last = now
+        if round_seconds:
+            # The next round costs what the same round of the last period did.
+            expected = round_seconds[-round_period] if len(round_seconds) >= round_period else round_seconds[-1]
+            if max_minutes is not None and (now - started) + expected > 60 * max_minutes:
+                break  # the next round would end past the budget
         result.rounds += 1
         active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
         proposed: dict[int, list[str]] = {i: [] for i in active}
@@ -224,6 +232,7 @@ def edit_search(
             cands += proposed[i]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
         beams = _keep_best(new_pools, scorer, beam_width, result, word_prior, fluency)
+        round_seconds.append(time.perf_counter() - now)
     result.texts = [b[0] for b in beams]
     result.cosines = [scorer.cosine(i, b[0]) for i, b in enumerate(beams)]
     result.embedded_texts, result.embedder_calls = len(scorer.vectors), scorer.calls
@@ -401,4 +410,5 @@ def guided_search(
             early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
             word_lm=word_lm, fluency_weight=search.fluency_weight, max_minutes=search.max_minutes,
             deletions_per_round=search.deletions_per_round,
+            round_period=search.inverter_edit_every if proposer is not None else 1,
         )  # fmt: skip
