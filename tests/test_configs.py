@@ -147,7 +147,7 @@ def test_defaults_are_stated_once_in_the_schema(tmp_path) -> None:
     changed = {k for k, v in quick["eval"]["search"].items() if getattr(SearchConfig(), k) != v
                and k != "bow"}  # fmt: skip
     assert changed == {"rows", "num_rounds", "edits_per_round", "max_minutes", "deletions_per_round",
-                       "inverter_edits", "inverter_edit_every", "fluency_weight", "sentence_samples", "mixed_precision", "guided"}
+                       "inverter_edits", "fluency_weight", "sentence_samples", "mixed_precision", "guided"}
     guided = {k for k, v in quick["eval"]["search"]["guided"].items() if getattr(GuidedDecodingConfig(), k) != v}
     assert guided == {"top_k", "patience", "max_tokens", "batch_size"}
 
