@@ -11,8 +11,9 @@ from correction_helpers import HashWordEmbedder
 from invert.embedders import HFPoolingEmbedder, SentenceTransformerEmbedder
 from invert.embedders.sentence_transformer import packaged_minilm_path
 from invert.errors import DimensionMismatchError, InvertError
-from invert.inversion.search.edit_search import combine_proposers, edit_search, every_nth_round
+from invert.inversion.search.edit_search import edit_search
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer, _whole_word_tokens
+from invert.inversion.search.proposers import combine_proposers, every_nth_round
 
 TARGETS = [
     "the committee approved the harbour expansion in march",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,50 +42,13 @@ from invert.env import precision_context
 from invert.errors import InvertError
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer
 from invert.inversion.search.inverter_edits import InverterEditProposer
+from invert.inversion.search.proposers import Proposer, combine_proposers, every_nth_round
 from invert.inversion.search.scorer import CosineScorer
 from invert.inversion.search.sentence_rewrites import SentenceRewriter
 from invert.inversion.search.word_lm import WordNgramLM
 from invert.inversion.search.word_prior import WordPrior
 from invert.models.bag_of_words import BagOfWordsInverter
 from invert.models.nearest_neighbour import NearestNeighbourInverter
-
-# (example indices, their current texts) -> edited texts per text; e.g. InverterEditProposer.
-Proposer = Callable[[Sequence[int], Sequence[str]], list[list[str]]]
-
-
-def combine_proposers(*proposers: Proposer | None) -> Proposer | None:
-    """One proposer that asks each given one and pools their edits (None if none given)."""
-    given = [p for p in proposers if p is not None]
-    if len(given) < 2:
-        return given[0] if given else None
-
-    def propose(examples: Sequence[int], texts: Sequence[str]) -> list[list[str]]:
-        answers = [p(examples, texts) for p in given]
-        return [[edit for edits in per_text for edit in edits] for per_text in zip(*answers, strict=True)]
-
-    return propose
-
-
-def every_nth_round(proposer: Proposer, every: int) -> Proposer:
-    """``proposer`` asked on rounds ``every``, ``2 x every``, ... only (1: every round); on the
-    others it proposes nothing. An expensive proposer (a forward pass of the inverter per text)
-    then costs a fraction of its rounds, and the cheap random edits get the rounds between.
-
-    Raises:
-        InvertError: ``every`` < 1.
-    """
-    if every < 1:
-        raise InvertError(f"need every >= 1, got {every}")
-    if every == 1:
-        return proposer
-    calls = 0
-
-    def propose(examples: Sequence[int], texts: Sequence[str]) -> list[list[str]]:
-        nonlocal calls
-        calls += 1
-        return proposer(examples, texts) if calls % every == 0 else [[] for _ in texts]
-
-    return propose
 
 
 @dataclass
@@ -165,7 +128,7 @@ def edit_search(
         deletions_per_round: One-word deletions tried per kept text (random ones when a text
             has more words; None: every one).
         round_period: Rounds repeat their cost with this period (a proposer asked every k-th
-            round, :func:`every_nth_round`): a cheap round is not judged by an expensive one
+            round, :func:`~invert.inversion.search.proposers.every_nth_round`): a cheap round is not judged by an expensive one
             before it, nor the other way round.
 
     Raises:
@@ -322,7 +285,7 @@ def guided_search(
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
     (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`), every
-    ``search.inverter_edit_every`` rounds (:func:`every_nth_round`); a hinted inverter
+    ``search.inverter_edit_every`` rounds (:func:`~invert.inversion.search.proposers.every_nth_round`); a hinted inverter
     with ``search.rewrite_every > 0`` also rewrites each example's best text as a sentence
     every that many rounds (:class:`~invert.inversion.search.sentence_rewrites.SentenceRewriter`). With
     ``search.gradient_edits > 0`` the embedder's own gradient proposes that many one-word swaps
