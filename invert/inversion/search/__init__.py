@@ -2,8 +2,9 @@
 
 The edit search (:mod:`edit_search`) keeps whichever edit embeds closer to the target; its
 proposers are the embedder's own gradient (:mod:`embedder_edits`, HotFlip) and the trained
-inverter (:mod:`inverter_edits`), pooled and scheduled by :mod:`proposers`. :mod:`zero_shot` searches with a pretrained LM alone. All
-score candidates with :class:`~invert.inversion.search.scorer.CosineScorer`.
+inverter (:mod:`inverter_edits`), pooled and scheduled by :mod:`proposers`. :mod:`zero_shot`
+searches with a pretrained LM alone. All score candidates with
+:class:`~invert.inversion.search.scorer.CosineScorer`.
 """
 
 from invert.inversion.search.edit_search import edit_search, guided_search

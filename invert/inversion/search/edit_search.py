@@ -128,8 +128,8 @@ def edit_search(
         deletions_per_round: One-word deletions tried per kept text (random ones when a text
             has more words; None: every one).
         round_period: Rounds repeat their cost with this period (a proposer asked every k-th
-            round, :func:`~invert.inversion.search.proposers.every_nth_round`): a cheap round is not judged by an expensive one
-            before it, nor the other way round.
+            round, :func:`~invert.inversion.search.proposers.every_nth_round`): a cheap round
+            is not judged by an expensive one before it, nor the other way round.
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -285,8 +285,9 @@ def guided_search(
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
     (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`), every
-    ``search.inverter_edit_every`` rounds (:func:`~invert.inversion.search.proposers.every_nth_round`); a hinted inverter
-    with ``search.rewrite_every > 0`` also rewrites each example's best text as a sentence
+    ``search.inverter_edit_every`` rounds
+    (:func:`~invert.inversion.search.proposers.every_nth_round`); a hinted inverter with
+    ``search.rewrite_every > 0`` also rewrites each example's best text as a sentence
     every that many rounds (:class:`~invert.inversion.search.sentence_rewrites.SentenceRewriter`). With
     ``search.gradient_edits > 0`` the embedder's own gradient proposes that many one-word swaps
     and insertions over its whole vocabulary
