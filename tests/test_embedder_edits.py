@@ -13,7 +13,7 @@ from invert.embedders.sentence_transformer import packaged_minilm_path
 from invert.errors import DimensionMismatchError, InvertError
 from invert.inversion.search.edit_search import edit_search
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer, _whole_word_tokens
-from invert.inversion.search.proposers import combine_proposers, every_nth_round
+from invert.inversion.search.proposers import RoundSchedule, combine_proposers
 
 TARGETS = [
     "the committee approved the harbour expansion in march",
@@ -103,21 +103,15 @@ def test_combined_proposers_pool_their_edits():
     assert combine_proposers(first, second)([0, 1], ["a", "b"]) == [["a one", "a two"], ["b one", "b two"]]
 
 
-def test_a_proposer_asked_every_nth_round_proposes_on_those_rounds_only():
-    asked = []
-
-    def proposer(examples, texts):
-        asked.append(list(texts))
-        return [[t + " fix"] for t in texts]
-
-    every_third = every_nth_round(proposer, 3)
-    answers = [every_third([0, 1], [f"a{r}", f"b{r}"]) for r in range(1, 8)]
-    assert asked == [["a3", "b3"], ["a6", "b6"]]  # rounds 3 and 6 of 7
-    assert answers[2] == [["a3 fix"], ["b3 fix"]]
-    assert all(a == [[], []] for r, a in enumerate(answers, start=1) if r % 3)
-    assert every_nth_round(proposer, 1) is proposer
+@pytest.mark.parametrize("last, asked", [(False, [3, 6]), (True, [3, 6, 7])])
+def test_a_round_schedule_asks_the_periodic_proposer_every_nth_round_and_the_last(last, asked):
+    schedule = RoundSchedule(num_rounds=7, every=3, last=last)
+    kinds = [schedule.next_round(number, elapsed=0.0) for number in range(1, 9)]
+    assert [n for n, periodic in enumerate(kinds, start=1) if periodic] == asked
+    assert kinds[-1] is None  # no round 8 of 7
+    assert all(RoundSchedule(num_rounds=4).next_round(number, 0.0) for number in range(1, 5))
     with pytest.raises(InvertError, match="every"):
-        every_nth_round(proposer, 0)
+        RoundSchedule(num_rounds=4, every=0)
 
 
 class _Clock:
@@ -130,36 +124,47 @@ class _Clock:
         return self.now
 
 
-@pytest.mark.parametrize("round_period, rounds", [(1, 3), (3, 5)])
-def test_a_capped_search_judges_each_round_by_the_same_round_a_period_before(round_period, rounds, monkeypatch):
-    """Rounds cost 1, 1, 11, 1, 1, 11, ... seconds (an expensive proposer every third round)
-    under a 20-second cap. Judged by the last round, the cheap round 4 looks like 11 seconds
-    and the search stops after 3; judged by round 1, rounds 4 and 5 run and the expensive
-    round 6, which would end at 26 seconds, does not."""
+@pytest.mark.parametrize(
+    "last, cap, asked, rounds",
+    [
+        (False, 20, [3], 5),  # rounds 4 and 5 are judged by round 1, round 6 by round 3
+        (True, 20, [3], 3),  # no proposer round would fit after round 4: end on round 3
+        (False, 25.5, [3], 5),  # ends on the random edits of rounds 4 and 5
+        (True, 25.5, [3, 5], 5),  # round 5 would leave no room for round 6: it asks instead
+    ],
+)
+def test_a_capped_search_judges_rounds_by_their_kind_and_ends_on_the_periodic_proposer(
+    last, cap, asked, rounds, monkeypatch
+):
+    """Rounds cost 1 second, and 11 with an expensive proposer every third round. A cheap
+    round is judged by the last cheap one (not as 11 seconds after round 3), an expensive
+    one by the last expensive one; with ``periodic_last`` the search ends on an expensive
+    round, the last the cap affords."""
     # The package exports a function of the module's name: fetch the module itself.
     module = importlib.import_module("invert.inversion.search.edit_search")
     clock = _Clock()
     monkeypatch.setattr(module, "time", clock)
+    cheap_calls, expensive_rounds = [], []
 
-    def cheap(examples, texts):
+    def cheap(examples, texts):  # asked every round
         clock.now += 1
+        cheap_calls.append(1)
         return [[] for _ in texts]
 
     def expensive(examples, texts):
         clock.now += 10
+        expensive_rounds.append(len(cheap_calls) + 1)  # asked before this round's cheap one
         return [[] for _ in texts]
 
     embedder = HashWordEmbedder()
     targets = embedder.encode(["alpha beta gamma"])
     result = edit_search(
         targets, embedder, [["alpha"]], [["beta", "gamma"]], num_rounds=10, early_stop_cosine=None,
-        proposer=combine_proposers(cheap, every_nth_round(expensive, 3)), max_minutes=20 / 60,
-        round_period=round_period,
+        proposer=cheap, periodic_proposer=expensive, periodic_every=3, periodic_last=last, max_minutes=cap / 60,
     )  # fmt: skip
     assert result.rounds == rounds
-    assert clock.now <= 20
-    with pytest.raises(InvertError, match="round_period"):
-        edit_search(targets, embedder, [["alpha"]], [["beta"]], round_period=0)
+    assert clock.now <= cap
+    assert expensive_rounds == asked
 
 
 def test_whole_word_vocabulary_leaves_out_pieces_and_special_tokens(minilm):

@@ -113,9 +113,10 @@ def test_a_search_asking_an_unhinted_inverter_for_rewrites_says_so():
         guided_search(targets, embedder, TEXTS[:2], None, None, {"rewrite_every": 2}, inverter=tiny_inverter())
 
 
-@pytest.mark.parametrize("every, forward_rounds", [(1, 4), (2, 2)])
-def test_the_search_asks_the_inverter_for_edits_on_every_nth_round(every, forward_rounds, monkeypatch):
-    """``search.inverter_edit_every``: the inverter's edit proposer runs on rounds k, 2k, ..."""
+@pytest.mark.parametrize("every, last, forward_rounds", [(1, True, 4), (2, False, 2), (3, False, 1), (3, True, 2)])
+def test_the_search_asks_the_inverter_for_edits_on_every_nth_round(every, last, forward_rounds, monkeypatch):
+    """``search.inverter_edit_every``: the inverter's edit proposer runs on rounds k, 2k, ...
+    and, with ``search.inverter_edit_last``, on the last (round 4 of 4)."""
     from invert.inversion.search.inverter_edits import InverterEditProposer
 
     rounds_asked = []
@@ -129,6 +130,7 @@ def test_the_search_asks_the_inverter_for_edits_on_every_nth_round(every, forwar
     embedder = HashWordEmbedder()
     targets = embedder.encode(TEXTS[:2])
     search = {"num_rounds": 4, "inverter_edits": 2, "inverter_edit_every": every, "gradient_edits": 0,
+              "inverter_edit_last": last,
               "early_stop_cosine": None}  # fmt: skip
     result = guided_search(targets, embedder, TEXTS[2:4], None, None, search, inverter=tiny_inverter())
     assert result.rounds == 4

@@ -94,6 +94,10 @@ class SearchConfig:
         inverter_edit_every: The inverter proposes on rounds ``k``, ``2k``, ... only (1: every
             round): each of its rounds costs an LM pass per kept text, the random edits'
             rounds only embeddings, so at a fixed time the search climbs further.
+        inverter_edit_last: With ``inverter_edit_every`` > 1, the inverter also proposes on the
+            search's last round (the last ``num_rounds`` or ``max_minutes`` allows), so the
+            search ends on its fluent edits rather than on random ones
+            (:class:`invert.inversion.search.proposers.RoundSchedule`).
         rewrite_every: A hinted inverter rewrites each example's best text as a sentence,
             reading its words as the hints, every this many rounds
             (:mod:`invert.inversion.search.sentence_rewrites`; 0: never).
@@ -136,6 +140,7 @@ class SearchConfig:
     inverter_edits: int = 8
     inverter_places_words: bool = True
     inverter_edit_every: int = 1
+    inverter_edit_last: bool = True
     rewrite_every: int = 0
     rewrite_word_probability: float = 0.9
     sentence_samples: int = 4

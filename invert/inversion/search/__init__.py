@@ -10,7 +10,7 @@ searches with a pretrained LM alone. All score candidates with
 from invert.inversion.search.edit_search import edit_search, guided_search
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer
 from invert.inversion.search.inverter_edits import InverterEditProposer
-from invert.inversion.search.proposers import combine_proposers, every_nth_round
+from invert.inversion.search.proposers import RoundSchedule, combine_proposers
 from invert.inversion.search.scorer import CosineScorer
 from invert.inversion.search.zero_shot import zero_shot_invert
 
@@ -18,9 +18,9 @@ __all__ = [
     "CosineScorer",
     "EmbedderGradientProposer",
     "InverterEditProposer",
+    "RoundSchedule",
     "combine_proposers",
     "edit_search",
-    "every_nth_round",
     "guided_search",
     "zero_shot_invert",
 ]

@@ -42,7 +42,7 @@ from invert.env import precision_context
 from invert.errors import InvertError
 from invert.inversion.search.embedder_edits import EmbedderGradientProposer
 from invert.inversion.search.inverter_edits import InverterEditProposer
-from invert.inversion.search.proposers import Proposer, combine_proposers, every_nth_round
+from invert.inversion.search.proposers import Proposer, RoundSchedule, combine_proposers
 from invert.inversion.search.scorer import CosineScorer
 from invert.inversion.search.sentence_rewrites import SentenceRewriter
 from invert.inversion.search.word_lm import WordNgramLM
@@ -93,7 +93,9 @@ def edit_search(
     fluency_weight: float = SearchConfig.fluency_weight,
     max_minutes: float | None = SearchConfig.max_minutes,
     deletions_per_round: int | None = SearchConfig.deletions_per_round,
-    round_period: int = 1,
+    periodic_proposer: Proposer | None = None,
+    periodic_every: int = 1,
+    periodic_last: bool = False,
 ) -> EditSearchResult:
     """Word-edit hill climbing on the embedder's cosine, batched across examples.
 
@@ -123,13 +125,15 @@ def edit_search(
             sentences rather than word salad (None: no fluency term).
         fluency_weight: Its weight beside the cosine.
         max_minutes: No round starts that would end past this much wall time, judged by the
-            length of the round ``round_period`` rounds before it, or the last one's while
-            there is none (None: all ``num_rounds``). The rounds run are in the result.
+            last round of its kind (None: all ``num_rounds``). The rounds run are in the result.
         deletions_per_round: One-word deletions tried per kept text (random ones when a text
             has more words; None: every one).
-        round_period: Rounds repeat their cost with this period (a proposer asked every k-th
-            round, :func:`~invert.inversion.search.proposers.every_nth_round`): a cheap round
-            is not judged by an expensive one before it, nor the other way round.
+        periodic_proposer: An expensive proposer (e.g. the inverter's edits) asked beside
+            ``proposer`` on rounds ``periodic_every``, ``2 x periodic_every``, ... only.
+        periodic_every: Its period (1: every round).
+        periodic_last: Also ask it on the last round, so the search ends on its edits: the
+            last of ``num_rounds``, or the last the ``max_minutes`` cap affords
+            (:class:`~invert.inversion.search.proposers.RoundSchedule`).
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.
@@ -145,8 +149,12 @@ def edit_search(
         )
     if proposal_weights is not None and [len(w) for w in proposal_weights] != [len(w) for w in proposal_words]:
         raise InvertError("proposal_weights needs one weight per proposal word, row by row")
-    if num_rounds < 0 or edits_per_round < 1 or beam_width < 1 or round_period < 1:
-        raise InvertError("need num_rounds >= 0, edits_per_round >= 1, beam_width >= 1 and round_period >= 1")
+    if num_rounds < 0 or edits_per_round < 1 or beam_width < 1:
+        raise InvertError("need num_rounds >= 0, edits_per_round >= 1 and beam_width >= 1")
+    schedule = RoundSchedule(
+        num_rounds, periodic_every if periodic_proposer else 1, periodic_last and periodic_proposer is not None,
+        None if max_minutes is None else 60 * max_minutes,
+    )  # fmt: skip
     pools = [list(dict.fromkeys(t.strip() for t in row if t and t.strip())) for row in seeds]
     if empty := [i for i, p in enumerate(pools) if not p]:
         raise InvertError(f"examples {empty[:5]} have no non-blank seed text")
@@ -164,20 +172,17 @@ def edit_search(
     beams = _keep_best(pools, scorer, beam_width, result, word_prior, fluency)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
     started = time.perf_counter()
-    round_seconds: list[float] = []
-    for _ in tqdm(range(num_rounds), desc="edit search", disable=not show_progress):
+    for number in tqdm(range(1, num_rounds + 1), desc="edit search", disable=not show_progress):
         now = time.perf_counter()
-        if round_seconds:
-            # The next round costs what the same round of the last period did.
-            expected = round_seconds[-round_period] if len(round_seconds) >= round_period else round_seconds[-1]
-            if max_minutes is not None and (now - started) + expected > 60 * max_minutes:
-                break  # the next round would end past the budget
+        if (periodic := schedule.next_round(number, now - started)) is None:
+            break  # the next round would end past the budget
         result.rounds += 1
         active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
         proposed: dict[int, list[str]] = {i: [] for i in active}
-        if proposer is not None and active:
+        ask = combine_proposers(periodic_proposer if periodic else None, proposer)
+        if ask is not None and active:
             kept = [(i, t) for i in active for t in beams[i]]
-            for (i, _), edits in zip(kept, proposer([i for i, _ in kept], [t for _, t in kept]), strict=True):
+            for (i, _), edits in zip(kept, ask([i for i, _ in kept], [t for _, t in kept]), strict=True):
                 proposed[i].extend(edits)
         new_pools = []
         for i in range(n):
@@ -195,7 +200,7 @@ def edit_search(
             cands += proposed[i]
             new_pools.append(list(dict.fromkeys(beams[i] + [c for c in cands if c.strip()])))
         beams = _keep_best(new_pools, scorer, beam_width, result, word_prior, fluency)
-        round_seconds.append(time.perf_counter() - now)
+        schedule.round_took(periodic, time.perf_counter() - now)
     result.texts = [b[0] for b in beams]
     result.cosines = [scorer.cosine(i, b[0]) for i, b in enumerate(beams)]
     result.embedded_texts, result.embedder_calls = len(scorer.vectors), scorer.calls
@@ -285,8 +290,8 @@ def guided_search(
     proposes, for every kept text each round, its ``inverter_edits`` likeliest token fixes and
     its ``inverter_edits`` likeliest placements of the proposal words
     (:class:`~invert.inversion.search.inverter_edits.InverterEditProposer`), every
-    ``search.inverter_edit_every`` rounds
-    (:func:`~invert.inversion.search.proposers.every_nth_round`); a hinted inverter with
+    ``search.inverter_edit_every`` rounds and, with ``search.inverter_edit_last``, the last
+    (:class:`~invert.inversion.search.proposers.RoundSchedule`); a hinted inverter with
     ``search.rewrite_every > 0`` also rewrites each example's best text as a sentence
     every that many rounds (:class:`~invert.inversion.search.sentence_rewrites.SentenceRewriter`). With
     ``search.gradient_edits > 0`` the embedder's own gradient proposes that many one-word swaps
@@ -343,7 +348,6 @@ def guided_search(
             words=words if search.inverter_places_words else None,
             mixed_precision=search.mixed_precision,
         )  # fmt: skip
-        proposer = every_nth_round(proposer, search.inverter_edit_every)
     rewriter = None
     if inverter is not None and search.rewrite_every > 0:
         if getattr(inverter, "hint_head", None) is None:
@@ -368,11 +372,12 @@ def guided_search(
         raise InvertError(f"search.mixed_precision must be 'no' or 'bf16', got {search.mixed_precision!r}")
     with precision_context(search.mixed_precision):
         return edit_search(
-            embeddings, embedder, seeds, words, proposer=combine_proposers(proposer, gradient, rewriter),
+            embeddings, embedder, seeds, words, proposer=combine_proposers(gradient, rewriter),
             word_prior=prior, proposal_weights=weights, num_rounds=search.num_rounds,
             edits_per_round=search.edits_per_round, beam_width=search.beam_width,
             early_stop_cosine=search.early_stop_cosine, seed=search.seed, show_progress=show_progress,
             word_lm=word_lm, fluency_weight=search.fluency_weight, max_minutes=search.max_minutes,
             deletions_per_round=search.deletions_per_round,
-            round_period=search.inverter_edit_every if proposer is not None else 1,
+            periodic_proposer=proposer, periodic_every=search.inverter_edit_every,
+            periodic_last=search.inverter_edit_last,
         )  # fmt: skip
