@@ -114,6 +114,19 @@ def test_a_round_schedule_asks_the_periodic_proposer_every_nth_round_and_the_las
         RoundSchedule(num_rounds=4, every=0)
 
 
+def test_a_capped_round_schedule_cannot_reserve_for_a_proposer_round_it_has_not_timed():
+    """Rounds of 20 s under a 100 s cap, the proposer due on round 7: rounds 1-5 fit and the
+    search ends on them; the schedule ends on a proposer round only once one has been timed."""
+    schedule, elapsed, kinds = RoundSchedule(num_rounds=10, every=7, last=True, max_seconds=100), 0.0, []
+    for number in range(1, 11):
+        if (periodic := schedule.next_round(number, elapsed)) is None:
+            break
+        kinds.append(periodic)
+        schedule.round_took(periodic, 20.0)
+        elapsed += 20.0
+    assert kinds == [False] * 5
+
+
 class _Clock:
     """A stand-in for the time module whose clock moves only when a proposer says so."""
 

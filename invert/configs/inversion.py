@@ -93,10 +93,11 @@ class SearchConfig:
         inverter_places_words: The inverter also proposes where to place proposal words.
         inverter_edit_every: The inverter proposes on rounds ``k``, ``2k``, ... only (1: every
             round): each of its rounds costs an LM pass per kept text, the random edits'
-            rounds only embeddings, so at a fixed time the search climbs further.
+            rounds only embeddings, so at a fixed time the search runs more rounds.
         inverter_edit_last: With ``inverter_edit_every`` > 1, the inverter also proposes on the
-            search's last round (the last ``num_rounds`` or ``max_minutes`` allows), so the
-            search ends on its fluent edits rather than on random ones
+            search's last round (round ``num_rounds``, or under ``max_minutes``, once one of
+            its rounds has been timed, the last the cap affords), so the search ends on its
+            fluent edits rather than on random ones
             (:class:`invert.inversion.search.proposers.RoundSchedule`).
         rewrite_every: A hinted inverter rewrites each example's best text as a sentence,
             reading its words as the hints, every this many rounds

@@ -124,16 +124,17 @@ def edit_search(
             n-gram model to the score that picks the kept texts, so the search ends on
             sentences rather than word salad (None: no fluency term).
         fluency_weight: Its weight beside the cosine.
-        max_minutes: No round starts that would end past this much wall time, judged by the
-            last round of its kind (None: all ``num_rounds``). The rounds run are in the result.
+        max_minutes: After the first round, no round starts that would end past this much
+            wall time, judged by the last round of its kind (or the last round, before one of
+            its kind has run; None: all ``num_rounds``). The rounds run are in the result.
         deletions_per_round: One-word deletions tried per kept text (random ones when a text
             has more words; None: every one).
         periodic_proposer: An expensive proposer (e.g. the inverter's edits) asked beside
             ``proposer`` on rounds ``periodic_every``, ``2 x periodic_every``, ... only.
         periodic_every: Its period (1: every round).
-        periodic_last: Also ask it on the last round, so the search ends on its edits: the
-            last of ``num_rounds``, or the last the ``max_minutes`` cap affords
-            (:class:`~invert.inversion.search.proposers.RoundSchedule`).
+        periodic_last: Also ask it on the last round, so the search ends on its edits: round
+            ``num_rounds``, or, once one of its rounds has been timed, the last the
+            ``max_minutes`` cap affords (:class:`~invert.inversion.search.proposers.RoundSchedule`).
 
     Raises:
         DimensionMismatchError: The embedder's dimension differs from the targets'.

@@ -33,7 +33,7 @@ class RoundSchedule:
 
     The periodic proposer (an expensive one: the inverter's edits cost a forward pass of the LM
     per text) is asked on rounds ``every``, ``2 x every``, ...; the cheap random edits get the
-    rounds between, so at a fixed time the search climbs further. With ``last`` it is also asked
+    rounds between, so at a fixed time the search runs more rounds. With ``last`` it is also asked
     on the search's last round, so the search ends on its fluent edits rather than on random
     ones: round ``num_rounds``, or under a time cap, once a proposer round has been timed, the
     last round the cap affords: a cheap round runs only while a proposer round still fits after
