@@ -153,7 +153,7 @@ def edit_search(
     if num_rounds < 0 or edits_per_round < 1 or beam_width < 1:
         raise InvertError("need num_rounds >= 0, edits_per_round >= 1 and beam_width >= 1")
     schedule = RoundSchedule(
-        num_rounds, periodic_every if periodic_proposer else 1, periodic_last and periodic_proposer is not None,
+        num_rounds, periodic_every if periodic_proposer is not None else 1, periodic_last and periodic_proposer is not None,
         None if max_minutes is None else 60 * max_minutes,
     )  # fmt: skip
     pools = [list(dict.fromkeys(t.strip() for t in row if t and t.strip())) for row in seeds]
@@ -172,6 +172,8 @@ def edit_search(
     fluency = (word_lm, fluency_weight) if word_lm is not None and fluency_weight > 0 else None
     beams = _keep_best(pools, scorer, beam_width, result, word_prior, fluency)
     stop = early_stop_cosine if early_stop_cosine is not None else float("inf")
+    # What a round asks, by whether the schedule calls it a periodic-proposer round.
+    asks = {False: proposer, True: combine_proposers(periodic_proposer, proposer)}
     started = time.perf_counter()
     for number in tqdm(range(1, num_rounds + 1), desc="edit search", disable=not show_progress):
         now = time.perf_counter()
@@ -180,8 +182,7 @@ def edit_search(
         result.rounds += 1
         active = [i for i in range(n) if scorer.cosine(i, beams[i][0]) < stop]
         proposed: dict[int, list[str]] = {i: [] for i in active}
-        ask = combine_proposers(periodic_proposer if periodic else None, proposer)
-        if ask is not None and active:
+        if (ask := asks[periodic]) is not None and active:
             kept = [(i, t) for i in active for t in beams[i]]
             for (i, _), edits in zip(kept, ask([i for i, _ in kept], [t for _, t in kept]), strict=True):
                 proposed[i].extend(edits)
