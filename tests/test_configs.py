@@ -147,9 +147,20 @@ def test_defaults_are_stated_once_in_the_schema(tmp_path) -> None:
     changed = {k for k, v in quick["eval"]["search"].items() if getattr(SearchConfig(), k) != v
                and k != "bow"}  # fmt: skip
     assert changed == {"rows", "num_rounds", "edits_per_round", "max_minutes", "deletions_per_round",
-                       "inverter_edits", "fluency_weight", "sentence_samples", "mixed_precision", "guided"}
+                       "inverter_edits", "inverter_edit_every", "fluency_weight", "sentence_samples",
+                       "mixed_precision", "guided"}  # fmt: skip
     guided = {k for k, v in quick["eval"]["search"]["guided"].items() if getattr(GuidedDecodingConfig(), k) != v}
     assert guided == {"top_k", "patience", "max_tokens", "batch_size"}
+
+
+def test_one_hour_puts_the_inverter_on_every_search_round(tmp_path) -> None:
+    """one_hour inherits the quick start but not its every-4th-round schedule (16 rounds end far above the
+    targets' perplexity with random edits between)."""
+    quick = _compose("train_inverter", ["logger=none", "experiment=quickstart"], tmp_path)
+    hour = _compose("train_inverter", ["logger=none", "experiment=one_hour"], tmp_path)
+    assert quick["eval"]["search"]["inverter_edit_every"] == 4
+    assert hour["eval"]["search"]["inverter_edit_every"] == 1
+    assert hour["eval"]["search"]["num_rounds"] == 16
 
 
 @pytest.mark.slow
