@@ -154,8 +154,8 @@ def test_defaults_are_stated_once_in_the_schema(tmp_path) -> None:
 
 
 def test_one_hour_puts_the_inverter_on_every_search_round(tmp_path) -> None:
-    """one_hour inherits the quick start but not its every-4th-round schedule (16 rounds end far above the
-    targets' perplexity with random edits between)."""
+    """one_hour inherits the quick start but not its every-4th-round schedule: over its 16 rounds the
+    random-edit rounds between the inverter's would raise the perplexity round after round."""
     quick = _compose("train_inverter", ["logger=none", "experiment=quickstart"], tmp_path)
     hour = _compose("train_inverter", ["logger=none", "experiment=one_hour"], tmp_path)
     assert quick["eval"]["search"]["inverter_edit_every"] == 4
